@@ -263,8 +263,9 @@ static csnn_status parse_device(const char *s, device_spec *d)
         long v = 0;
         if (!*p) goto bad_index;
         for (; *p; p++) {
-            if (!isdigit((unsigned char)*p) || v > 9999) goto bad_index;
+            if (!isdigit((unsigned char)*p)) goto bad_index;
             v = v * 10 + (*p - '0');
+            if (v > 9999) goto bad_index;
         }
         d->index = (int)v;
         d->explicit_index = 1;
