@@ -699,6 +699,9 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
                                         (dropout_stream << 8) | (uint64_t)i),
                         l);
                 OPS_TRY(o->mul_broadcast_t(dev, (int32_t)(rows / n), per, x, l->mask, l->y), l);
+            } else if (!l->y_alias) {
+                /* buffers made for training: the identity must still be written */
+                OPS_TRY(o->copy(dev, l->y, x, (size_t)(rows * l->out_numel) * sizeof(float)), l);
             }
             break;
         }

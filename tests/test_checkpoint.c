@@ -360,6 +360,37 @@ static void test_atomic_replace(void **state)
     csnn_model_destroy(m);
 }
 
+/* Inference after training on the same model equals inference on a fresh
+ * copy: buffers sized for training must not leak stale activations (a
+ * dropout layer's training buffer once did). Raw outputs (no spikes), so
+ * any difference shows. */
+static void test_predict_after_training(void **state)
+{
+    (void)state;
+    csnn_model *m, *l;
+    csnn_trainer *t;
+    CHECK_OK(csnn_model_create_from_spec(
+        ctx, "input 1x8x8\nstatic: conv 3 k=3 p=1; bn\nrelu\nflatten\ndropout 0.5\nlinear 5\n"
+             "relu\ndropout 0.5\nlinear 3\n", 2, &m));
+    CHECK_OK(csnn_trainer_create(m, &t));
+    float x[4 * 64];
+    int32_t y[4] = {0, 1, 2, 0};
+    uint64_t s = 12;
+    for (int i = 0; i < 4 * 64; i++) x[i] = test_uniform(&s, 0, 1);
+    for (int i = 0; i < 3; i++) CHECK_OK(csnn_trainer_step(t, x, y, 4, NULL));
+    char *p = path_in_dir("ann.csnn");
+    CHECK_OK(csnn_model_save(m, p));
+    CHECK_OK(csnn_model_load(ctx, p, &l));
+    float a[12], b[12];
+    CHECK_OK(csnn_model_predict(m, x, 4, a, 12, NULL));
+    CHECK_OK(csnn_model_predict(l, x, 4, b, 12, NULL));
+    assert_memory_equal(a, b, sizeof a);
+    free(p);
+    csnn_trainer_destroy(t);
+    csnn_model_destroy(l);
+    csnn_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_newer_minor),
         cmocka_unit_test(test_trainer_resume),
         cmocka_unit_test(test_atomic_replace),
+        cmocka_unit_test(test_predict_after_training),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, setup, teardown);
 }
