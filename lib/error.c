@@ -110,7 +110,7 @@ csnn_status csnn__error_prefix(csnn_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, tls_message);
+    snprintf(tmp, sizeof tmp, "%.400s: %.600s", prefix, tls_message);
     memcpy(tls_message, tmp, sizeof tmp);
     return st;
 }

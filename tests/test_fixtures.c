@@ -502,7 +502,21 @@ static void run_csnn(fixture *f, csnn_context *ctx)
         CHECK_OK(csnn_model_get_tensor(m, t->name, v, (size_t)t->numel));
         fx_tensor *ref = need(f, name, 1);
         shape_is(f, ref, t->numel);
-        compare(f, name, v, ref, 0, t->numel, t->kind == CSNN_TENSOR_COUNTER);
+        if (steps > 1 && strstr(t->name, ".running_mean")) {
+            /* After the first step the conv biases have moved by Adam's
+             * response to their noise gradient, up to lr per step; BN's
+             * output ignores that shift but its batch mean does not, so the
+             * running mean may differ by bn_momentum * lr per later step. */
+            double slack = bn_mom * lr * (steps - 1), maxref = 0;
+            for (int64_t j = 0; j < t->numel; j++) maxref = fmax(maxref, fabs(ref->v[j]));
+            for (int64_t e = 0; e < t->numel; e++) {
+                if (!(fabs(v[e] - ref->v[e]) <= 3e-5 * maxref + 1e-6 + slack))
+                    fail_msg("%s: %s[%lld] = %.9g, SpikingJelly %.9g", f->path, name,
+                             (long long)e, v[e], ref->v[e]);
+            }
+        } else {
+            compare(f, name, v, ref, 0, t->numel, t->kind == CSNN_TENSOR_COUNTER);
+        }
         free(v);
     }
     require_all_checked(f);
