@@ -37,6 +37,18 @@ static const param_def params[] = {
     {CSNN_TRAIN_LABEL_SMOOTHING, "label_smoothing", 0.1, 0, 1, false, false, D(label_smoothing)},
     {CSNN_TRAIN_SEED, "seed", 0, 0, 9007199254740992.0, false, true,
      offsetof(train_settings, seed), 2},
+    {CSNN_TRAIN_BATCH_SIZE, "batch_size", 16, 1, 65536, false, true, I(batch_size)},
+    {CSNN_TRAIN_EPOCHS, "epochs", 100, 1, 1e6, false, true, I(epochs)},
+    {CSNN_TRAIN_PATIENCE, "patience", 10, 0, 1e6, false, true, I(patience)},
+    {CSNN_TRAIN_MAX_SECONDS, "max_seconds", 0, 0, 1e9, false, false, D(max_seconds)},
+    {CSNN_TRAIN_LR_SCHEDULE, "lr_schedule", CSNN_LR_CONSTANT, 0, 1, false, true, I(lr_schedule)},
+    {CSNN_TRAIN_MIN_LR, "min_lr", 0, 0, 1e3, false, false, D(min_lr)},
+    {CSNN_TRAIN_AUG_HFLIP, "aug_hflip", 0.5, 0, 1, false, false, D(aug_hflip)},
+    {CSNN_TRAIN_AUG_VFLIP, "aug_vflip", 0, 0, 1, false, false, D(aug_vflip)},
+    {CSNN_TRAIN_AUG_ROTATE, "aug_rotate", 10, 0, 180, false, false, D(aug_rotate)},
+    {CSNN_TRAIN_AUG_CROP_PAD, "aug_crop_pad", 4, 0, 64, false, true, I(aug_crop_pad)},
+    {CSNN_TRAIN_AUG_BRIGHTNESS, "aug_brightness", 0, 0, 1, false, false, D(aug_brightness)},
+    {CSNN_TRAIN_AUG_CONTRAST, "aug_contrast", 0, 0, 1, false, false, D(aug_contrast)},
 };
 #undef D
 #undef I
@@ -100,6 +112,7 @@ csnn_status csnn_trainer_set_param(csnn_trainer *t, csnn_train_param param, doub
         return csnn__error(CSNN_ERR_UNSUPPORTED, "unknown training setting %d", (int)param);
     CSNN_TRY(check_value(p, value));
     put_value(&t->s, p, value);
+    if (param == CSNN_TRAIN_LEARNING_RATE) t->current_lr = value;
     return CSNN_OK;
 }
 
@@ -121,7 +134,46 @@ csnn_status csnn_trainer_get_param(const csnn_trainer *t, csnn_train_param param
     return CSNN_OK;
 }
 
-int csnn__trainer_kv(const csnn_trainer *t, ckpt_kv *kv)
+/* One history record in a checkpoint: little-endian, fixed layout. */
+#define HISTORY_RECORD 72
+
+static void put_le(uint8_t *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+static void put_f64(uint8_t *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    put_le(b, u);
+}
+
+static double get_f64(const uint8_t *b)
+{
+    uint64_t u = get_le(b);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+static void add_int(ckpt_kv *kv, int *n, const char *key, int64_t v)
+{
+    memset(&kv[*n], 0, sizeof kv[*n]);
+    snprintf(kv[*n].key, sizeof kv[*n].key, "%s", key);
+    kv[*n].type = 1;
+    kv[*n].i = v;
+    (*n)++;
+}
+
+int csnn__trainer_kv(csnn_trainer *t, ckpt_kv *kv)
 {
     int n = 0;
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
@@ -131,36 +183,109 @@ int csnn__trainer_kv(const csnn_trainer *t, ckpt_kv *kv)
         kv[n].f = get_value(&t->s, &params[i]);
         n++;
     }
+    add_int(kv, &n, "step", t->step);
+    add_int(kv, &n, "fit_next_epoch", t->fit.next_epoch);
+    add_int(kv, &n, "fit_best_epoch", t->fit.best_epoch);
+    add_int(kv, &n, "fit_bad_epochs", t->fit.bad_epochs);
     memset(&kv[n], 0, sizeof kv[n]);
-    snprintf(kv[n].key, sizeof kv[n].key, "step");
-    kv[n].type = 1;
-    kv[n].i = t->step;
-    return n + 1;
+    snprintf(kv[n].key, sizeof kv[n].key, "fit_best_accuracy");
+    kv[n].f = t->fit.best_accuracy;
+    n++;
+    /* the history, serialised into the trainer's scratch buffer */
+    size_t bytes = t->fit.n_history * HISTORY_RECORD;
+    uint8_t *blob = realloc(t->history_blob, bytes ? bytes : 1);
+    if (blob) {
+        t->history_blob = blob;
+        for (size_t e = 0; e < t->fit.n_history; e++) {
+            const csnn_epoch_metrics *h = &t->fit.history[e];
+            uint8_t *r = blob + e * HISTORY_RECORD;
+            put_le(r, (uint64_t)(int64_t)h->epoch);
+            put_le(r + 8, (uint64_t)(int64_t)h->improved);
+            put_f64(r + 16, h->train_loss);
+            put_f64(r + 24, h->train_accuracy);
+            put_f64(r + 32, h->val_loss);
+            put_f64(r + 40, h->val_accuracy);
+            put_f64(r + 48, h->learning_rate);
+            put_f64(r + 56, h->seconds);
+            put_le(r + 64, (uint64_t)h->samples);
+        }
+        memset(&kv[n], 0, sizeof kv[n]);
+        snprintf(kv[n].key, sizeof kv[n].key, "fit_history");
+        kv[n].type = 2;
+        kv[n].bytes = blob;
+        kv[n].n_bytes = bytes;
+        n++;
+    }
+    return n;
 }
 
 csnn_status csnn__trainer_apply_kv(csnn_trainer *t, const ckpt_kv *kv, int n)
 {
     train_settings s = t->s;
     int64_t step = t->step;
+    fit_state f = {0};
+    f.best_accuracy = -1;
+    const ckpt_kv *history = NULL;
     for (int k = 0; k < n; k++) {
-        if (strcmp(kv[k].key, "step") == 0 && kv[k].type == 1) {
-            if (kv[k].i < 0)
-                return csnn__error(CSNN_ERR_FORMAT, "checkpoint: negative step counter");
-            step = kv[k].i;
+        const ckpt_kv *r = &kv[k];
+        if (r->type == 1) {
+            if (r->i < 0 || r->i > INT32_MAX)
+                return csnn__error(CSNN_ERR_FORMAT, "checkpoint: record %s = %lld is out of range",
+                                   r->key, (long long)r->i);
+            if (strcmp(r->key, "step") == 0) step = r->i;
+            else if (strcmp(r->key, "fit_next_epoch") == 0) f.next_epoch = (int32_t)r->i;
+            else if (strcmp(r->key, "fit_best_epoch") == 0) f.best_epoch = (int32_t)r->i;
+            else if (strcmp(r->key, "fit_bad_epochs") == 0) f.bad_epochs = (int32_t)r->i;
+            continue;
+        }
+        if (r->type == 2 && strcmp(r->key, "fit_history") == 0) {
+            history = r;
+            continue;
+        }
+        if (r->type != 0) continue;
+        if (strcmp(r->key, "fit_best_accuracy") == 0) {
+            f.best_accuracy = r->f;
             continue;
         }
         for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
-            if (strcmp(kv[k].key, params[i].key) != 0 || kv[k].type != 0) continue;
+            if (strcmp(r->key, params[i].key) != 0) continue;
             /* loss -1 (automatic) is stored as such */
-            if (!(params[i].id == CSNN_TRAIN_LOSS && kv[k].f == -1)) {
-                csnn_status st = check_value(&params[i], kv[k].f);
-                if (st != CSNN_OK) return csnn__error_prefix(CSNN_ERR_FORMAT, "checkpoint");
-            }
-            put_value(&s, &params[i], kv[k].f);
+            if (!(params[i].id == CSNN_TRAIN_LOSS && r->f == -1) &&
+                check_value(&params[i], r->f) != CSNN_OK)
+                return csnn__error_prefix(CSNN_ERR_FORMAT, "checkpoint");
+            put_value(&s, &params[i], r->f);
         }
     }
+    if (history) {
+        if (history->n_bytes % HISTORY_RECORD != 0 ||
+            history->n_bytes / HISTORY_RECORD != (size_t)f.next_epoch)
+            return csnn__error(CSNN_ERR_FORMAT, "checkpoint: the training history is malformed");
+        f.n_history = f.cap_history = history->n_bytes / HISTORY_RECORD;
+        f.history = csnn__calloc_array(f.n_history ? f.n_history : 1, sizeof *f.history,
+                                       "training history");
+        if (!f.history) return CSNN_ERR_OUT_OF_MEMORY;
+        for (size_t e = 0; e < f.n_history; e++) {
+            const uint8_t *b = history->bytes + e * HISTORY_RECORD;
+            csnn_epoch_metrics *h = &f.history[e];
+            h->size = sizeof *h;
+            h->epoch = (int32_t)get_le(b);
+            h->improved = (int32_t)get_le(b + 8);
+            h->train_loss = get_f64(b + 16);
+            h->train_accuracy = get_f64(b + 24);
+            h->val_loss = get_f64(b + 32);
+            h->val_accuracy = get_f64(b + 40);
+            h->learning_rate = get_f64(b + 48);
+            h->seconds = get_f64(b + 56);
+            h->samples = (int64_t)get_le(b + 64);
+        }
+    } else if (f.next_epoch != 0) {
+        return csnn__error(CSNN_ERR_FORMAT, "checkpoint: the training history is missing");
+    }
+    free(t->fit.history);
     t->s = s;
     t->step = step;
+    t->current_lr = s.lr;
+    t->fit = f;
     return CSNN_OK;
 }
 
@@ -183,6 +308,8 @@ csnn_status csnn_trainer_create(csnn_model *m, csnn_trainer **out)
     t->model = m;
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         put_value(&t->s, &params[i], params[i].def);
+    t->current_lr = t->s.lr;
+    t->fit.best_accuracy = -1;
     csnn_status st = csnn__model_alloc_grads(m);
     int64_t arena = csnn__model_arena_numel(m);
     size_t bytes = (size_t)arena * sizeof(float);
@@ -223,6 +350,8 @@ void csnn_trainer_destroy(csnn_trainer *t)
     if (t->bn_backup) m->ops->free(m->dev, t->bn_backup);
     free(t->count_backup);
     free(t->host_out);
+    free(t->fit.history);
+    free(t->history_blob);
     free(t);
 }
 
@@ -272,7 +401,7 @@ static csnn_status optimiser_step(csnn_trainer *t)
         .kind = s->optimizer,
         .nesterov = s->nesterov,
         .step = step,
-        .lr = (float)s->lr,
+        .lr = (float)t->current_lr,
         .beta1 = (float)s->beta1,
         .beta2 = (float)s->beta2,
         .eps = (float)s->eps,
@@ -283,7 +412,7 @@ static csnn_status optimiser_step(csnn_trainer *t)
     /* PyTorch forms the bias corrections in double precision */
     double bc1 = 1.0 - pow(s->beta1, (double)step);
     double bc2 = 1.0 - pow(s->beta2, (double)step);
-    d.step_size = (float)(s->lr / bc1);
+    d.step_size = (float)(t->current_lr / bc1);
     d.bias_correction2_sqrt = (float)sqrt(bc2);
     return m->ops->optim_step(m->dev, &d, csnn__model_arena_numel(m), csnn__model_arena(m, 0),
                               csnn__model_arena(m, 1), t->state_m, t->state_v);
@@ -424,11 +553,19 @@ csnn_status csnn_trainer_load_checkpoint(csnn_trainer *t, const char *path)
         st = csnn__error(CSNN_ERR_STATE, "'%s' is a model without optimiser state", path);
     const ckpt_kv *kv = NULL;
     int n_kv = csnn__checkpoint_kv(f, &kv);
-    csnn_trainer backup = *t;
-    if (st == CSNN_OK) st = csnn__trainer_apply_kv(t, kv, n_kv);
+    /* apply to a copy of the trainer's state first: on error nothing changes */
+    csnn_trainer copy = *t;
+    copy.fit.history = NULL;
+    if (st == CSNN_OK) st = csnn__trainer_apply_kv(&copy, kv, n_kv);
+    if (st == CSNN_OK) st = csnn__checkpoint_apply(f, t->model, true);
     if (st == CSNN_OK) {
-        st = csnn__checkpoint_apply(f, t->model, true);
-        if (st != CSNN_OK) *t = backup;
+        free(t->fit.history);
+        t->s = copy.s;
+        t->step = copy.step;
+        t->current_lr = copy.current_lr;
+        t->fit = copy.fit;
+    } else {
+        free(copy.fit.history);
     }
     csnn__checkpoint_free(f);
     return st;

@@ -13,16 +13,37 @@ typedef struct train_settings {
     int loss; /* -1: by the model's output (MSE for spikes, CE otherwise) */
     double label_smoothing;
     uint64_t seed;
+    /* csnn_trainer_fit */
+    int batch_size, epochs, patience;
+    double max_seconds;
+    int lr_schedule;
+    double min_lr;
+    double aug_hflip, aug_vflip, aug_rotate;
+    int aug_crop_pad;
+    double aug_brightness, aug_contrast;
 } train_settings;
+
+/** csnn_trainer_fit's progress through a run, kept in checkpoints. */
+typedef struct fit_state {
+    int32_t next_epoch;  /* the first epoch not finished yet */
+    double best_accuracy; /* -1 before the first validation */
+    int32_t best_epoch;
+    int32_t bad_epochs;  /* epochs since the last improvement */
+    size_t n_history, cap_history;
+    csnn_epoch_metrics *history;
+} fit_state;
 
 struct csnn_trainer {
     csnn_model *model;
     train_settings s;
     int64_t step;         /* optimiser steps taken */
+    double current_lr;    /* the learning rate of this step (the schedule's) */
+    fit_state fit;
     float *state_m, *state_v; /* optimiser arenas (device) */
     float *bn_backup;     /* BN running statistics before the step (device) */
     int64_t bn_backup_numel;
     int64_t *count_backup; /* BN counters before the step */
+    uint8_t *history_blob; /* scratch for the history in checkpoints */
     float *host_out;      /* [cap, K] outputs of the last step */
     int32_t host_cap;
 };
@@ -38,11 +59,23 @@ csnn_status csnn__trainer_step_uploaded(csnn_trainer *t, int32_t n, const int32_
 
 /** Adds the trainer's settings and step counter to a checkpoint's records
  *  (kv must have room for CSNN_TRAINER_KV entries). Returns the count. */
-#define CSNN_TRAINER_KV 16
-int csnn__trainer_kv(const csnn_trainer *t, ckpt_kv *kv);
+#define CSNN_TRAINER_KV 64
+int csnn__trainer_kv(csnn_trainer *t, ckpt_kv *kv);
 
-/** Restores settings and counters from checkpoint records; unknown keys are
- *  ignored (fit.c reads its own). */
+/** Restores settings, counters and the fit state from checkpoint records;
+ *  unknown keys are ignored. `history_bytes` of the kv stay owned by the
+ *  checkpoint. */
 csnn_status csnn__trainer_apply_kv(csnn_trainer *t, const ckpt_kv *kv, int n);
+
+/** Maps each dataset class to the model's class of the same name. Fails
+ *  with NOT_FOUND naming a class the model does not know. */
+csnn_status csnn__class_map(const csnn_model *m, const csnn_dataset *ds, int32_t *map);
+
+/** Checks that the dataset's images fit the model's input. */
+csnn_status csnn__check_dataset_shape(const csnn_model *m, const csnn_dataset *ds);
+
+/** Evaluates in inference mode with the given loss (fit.c, evaluate.c). */
+csnn_status csnn__evaluate(csnn_model *m, const csnn_dataset *ds, int loss_kind,
+                           float smoothing, int32_t batch, csnn_metrics **out);
 
 #endif /* CSNN_TRAINER_H */

@@ -106,9 +106,37 @@ typedef enum csnn_train_param {
     CSNN_TRAIN_LOSS = 200,            /**< csnn_loss_kind; default MSE for spiking
                                            outputs, CE for non-spiking (ANN) outputs */
     CSNN_TRAIN_LABEL_SMOOTHING = 201, /**< in [0, 1); default 0.1 */
-    /* schedule: 300+ */
-    CSNN_TRAIN_SEED = 300 /**< dropout masks (and, with datasets, shuffling); default 0 */
+    /* the run: 300+ */
+    CSNN_TRAIN_SEED = 300,        /**< dropout masks, shuffling, augmentation; default 0 */
+    CSNN_TRAIN_BATCH_SIZE = 301,  /**< csnn_trainer_fit; default 16 */
+    CSNN_TRAIN_EPOCHS = 302,      /**< csnn_trainer_fit: at most this many epochs; default 100 */
+    CSNN_TRAIN_PATIENCE = 303,    /**< early stopping: epochs without a better validation
+                                       accuracy before stopping; 0 = off; default 10 */
+    CSNN_TRAIN_MAX_SECONDS = 304, /**< wall-time limit of one csnn_trainer_fit call; 0 = none
+                                       (default) */
+    CSNN_TRAIN_LR_SCHEDULE = 305, /**< csnn_lr_schedule; default CONSTANT */
+    CSNN_TRAIN_MIN_LR = 306,      /**< the cosine schedule's final learning rate; default 0 */
+    /* augmentation of training batches (csnn_trainer_fit): 400+ */
+    CSNN_TRAIN_AUG_HFLIP = 400,      /**< probability of a horizontal flip; default 0.5 */
+    CSNN_TRAIN_AUG_VFLIP = 401,      /**< probability of a vertical flip; default 0 */
+    CSNN_TRAIN_AUG_ROTATE = 402,     /**< rotation by up to +-degrees; default 10 */
+    CSNN_TRAIN_AUG_CROP_PAD = 403,   /**< random crop after zero padding by N pixels; default 4 */
+    CSNN_TRAIN_AUG_BRIGHTNESS = 404, /**< brightness factor in [1-b, 1+b]; default 0 */
+    CSNN_TRAIN_AUG_CONTRAST = 405    /**< contrast factor in [1-c, 1+c]; default 0 */
 } csnn_train_param;
+
+/** Learning-rate schedules (CSNN_TRAIN_LR_SCHEDULE). */
+typedef enum csnn_lr_schedule {
+    CSNN_LR_CONSTANT = 0, /**< the learning rate throughout */
+    CSNN_LR_COSINE = 1    /**< cosine annealing per epoch from the learning rate to MIN_LR
+                               over EPOCHS epochs (PyTorch's CosineAnnealingLR) */
+} csnn_lr_schedule;
+
+/** What a progress report is about (csnn_progress.phase). */
+typedef enum csnn_progress_phase {
+    CSNN_PHASE_BATCH = 0,     /**< a training batch finished */
+    CSNN_PHASE_EPOCH_END = 1  /**< an epoch finished (validation done, files written) */
+} csnn_progress_phase;
 
 /* ======================================================================== */
 /* Option and information structs (size-versioned)                           */
@@ -172,6 +200,79 @@ typedef struct csnn_step_result {
 
 /** Sets `size` and zeroes the rest. @since 0.1 */
 CSNN_API void csnn_step_result_init(csnn_step_result *res);
+
+/** Metrics of one finished epoch of csnn_trainer_fit. */
+typedef struct csnn_epoch_metrics {
+    size_t size;
+    int32_t epoch;          /**< 0-based */
+    int32_t improved;       /**< 1: the best model was saved after this epoch */
+    double train_loss;      /**< mean over the epoch's samples */
+    double train_accuracy;  /**< on the (augmented) training batches */
+    double val_loss;        /**< -1 without a validation set */
+    double val_accuracy;    /**< -1 without a validation set */
+    double learning_rate;   /**< used during the epoch */
+    double seconds;         /**< wall time of the epoch, validation included */
+    int64_t samples;        /**< training samples seen */
+} csnn_epoch_metrics;
+
+/** Sets `size` and zeroes the rest. @since 0.1 */
+CSNN_API void csnn_epoch_metrics_init(csnn_epoch_metrics *m);
+
+/** A progress report, passed to the csnn_progress_fn of csnn_fit_options. */
+typedef struct csnn_progress {
+    size_t size;
+    int32_t phase;          /**< csnn_progress_phase */
+    int32_t epoch;          /**< 0-based */
+    int32_t epochs;         /**< the epoch limit */
+    int32_t reserved0;
+    int64_t batch;          /**< batches done in this epoch (1-based at BATCH) */
+    int64_t batches;        /**< batches per epoch */
+    double loss;            /**< mean training loss of this epoch so far */
+    double accuracy;        /**< training accuracy of this epoch so far */
+    double samples_per_s;   /**< training throughput of this epoch so far */
+    double elapsed_s;       /**< since csnn_trainer_fit began */
+    double eta_s;           /**< estimated time left until the epoch limit (or the time
+                                 limit, whichever comes first) */
+    const csnn_epoch_metrics *metrics; /**< EPOCH_END: the epoch's metrics; else NULL */
+} csnn_progress;
+
+/** Progress callback: runs on the training thread; return non-zero to stop
+ *  training (csnn_trainer_fit then returns CSNN_STOPPED). */
+typedef int (*csnn_progress_fn)(void *user_data, const csnn_progress *progress);
+
+/** Options of csnn_trainer_fit. Fill with csnn_fit_options_init(). */
+typedef struct csnn_fit_options {
+    size_t size;
+    const char *output;       /**< where the best model is saved (atomically) whenever the
+                                   validation accuracy improves; "<output>.last" keeps the
+                                   last checkpoint (optimiser and trainer state). NULL
+                                   (default): no files are written */
+    const char *resume;       /**< a "<output>.last" checkpoint to continue from; NULL
+                                   (default) starts afresh */
+    csnn_progress_fn progress; /**< NULL (default): no reports */
+    void *progress_user_data;
+    int32_t progress_every;   /**< batches between BATCH reports; default 1 */
+    uint32_t reserved;        /**< must be 0 */
+} csnn_fit_options;
+
+/** Sets defaults in `opts` (NULL is a no-op). @since 0.1 */
+CSNN_API void csnn_fit_options_init(csnn_fit_options *opts);
+
+/** Metrics of an evaluation (csnn_model_evaluate / csnn_trainer_evaluate). */
+typedef struct csnn_metrics csnn_metrics;
+
+/** Per-class figures of an evaluation. */
+typedef struct csnn_class_metrics {
+    size_t size;
+    const char *name;  /**< owned by the metrics */
+    double precision;  /**< 0 when nothing was predicted as this class */
+    double recall;     /**< 0 when the class has no samples */
+    double f1;
+    int64_t support;   /**< samples of this class */
+} csnn_class_metrics;
+
+/** Sets `size` and zeroes the rest. @since 0.1 */
+CSNN_API void csnn_class_metrics_init(csnn_class_metrics *m);
 
 /* ======================================================================== */
 /* Context                                                                   */
@@ -558,6 +659,103 @@ CSNN_API csnn_status csnn_trainer_save_checkpoint(csnn_trainer *trainer, const c
  * On error the trainer and model are unchanged. @since 0.1
  */
 CSNN_API csnn_status csnn_trainer_load_checkpoint(csnn_trainer *trainer, const char *path);
+
+/* ======================================================================== */
+/* Training on datasets                                                      */
+/* ======================================================================== */
+
+/**
+ * Trains on `train` for up to CSNN_TRAIN_EPOCHS epochs of shuffled,
+ * augmented mini-batches (assembled by a background thread), evaluating on
+ * `val` (may be NULL) after each epoch. With a validation set the best model
+ * (highest validation accuracy) is saved to opts->output whenever it
+ * improves, and training stops early after CSNN_TRAIN_PATIENCE epochs
+ * without improvement; without one, early stopping is off and the model is
+ * saved after every epoch (the last model is the best). After every epoch
+ * "<output>.last" holds a checkpoint from which opts->resume continues the
+ * same run: a resumed run gives the same per-epoch metrics and final
+ * parameters as an uninterrupted one (bit for bit on the CPU). A resumed run
+ * takes its settings from the checkpoint, except CSNN_TRAIN_MAX_SECONDS.
+ *
+ * Classes are matched by name: a model whose classes still have their
+ * default names ("0", "1", ...) takes the training set's names; otherwise
+ * every dataset class must be one of the model's. The images must have the
+ * model's input size.
+ *
+ * The wall-time limit and a stop request from the callback end training at
+ * the next batch boundary; the epoch in progress then does not count (the
+ * files on disk stay at the last finished epoch).
+ *
+ * Returns CSNN_OK (epoch limit, early stop or time limit), CSNN_STOPPED
+ * (the callback asked to stop), or an error: INVALID_ARGUMENT,
+ * ABI_STRUCT_SIZE, SHAPE (image size), NOT_FOUND (a class the model does
+ * not know), IO (files), NUMERIC (a non-finite loss or gradient: the files
+ * keep the last good state), STATE (resume from another run's model), and
+ * the errors of csnn_trainer_step. The history is kept: see
+ * csnn_trainer_history. @since 0.1
+ */
+CSNN_API csnn_status csnn_trainer_fit(csnn_trainer *trainer, const csnn_dataset *train,
+                                      const csnn_dataset *val, const csnn_fit_options *opts);
+
+/** Number of finished epochs recorded by csnn_trainer_fit (resumed runs
+ *  include the epochs before the resume). Errors: INVALID_ARGUMENT.
+ *  @since 0.1 */
+CSNN_API csnn_status csnn_trainer_history(const csnn_trainer *trainer, size_t *epochs);
+
+/** Metrics of finished epoch `index`. Errors: INVALID_ARGUMENT,
+ *  ABI_STRUCT_SIZE, NOT_FOUND. @since 0.1 */
+CSNN_API csnn_status csnn_trainer_epoch(const csnn_trainer *trainer, size_t index,
+                                        csnn_epoch_metrics *metrics);
+
+/* ======================================================================== */
+/* Evaluation                                                                */
+/* ======================================================================== */
+
+/**
+ * Evaluates the model in inference mode on a dataset: loss (the trainer's
+ * default: MSE against one-hot targets smoothed by 0.1 for spiking models,
+ * cross-entropy with the same smoothing otherwise), accuracy, the confusion
+ * matrix, per-class precision/recall/F1/support and the mean firing rate of
+ * every spiking layer. Classes are matched by name (a dataset class the
+ * model does not know is NOT_FOUND). *out must be released with
+ * csnn_metrics_destroy. Errors: INVALID_ARGUMENT, SHAPE, NOT_FOUND,
+ * OUT_OF_MEMORY, DEVICE. @since 0.1
+ */
+CSNN_API csnn_status csnn_model_evaluate(csnn_model *model, const csnn_dataset *ds,
+                                         csnn_metrics **out);
+
+/** As csnn_model_evaluate with the trainer's loss settings. @since 0.1 */
+CSNN_API csnn_status csnn_trainer_evaluate(csnn_trainer *trainer, const csnn_dataset *ds,
+                                           csnn_metrics **out);
+
+/** Destroys metrics; NULL is a no-op. @since 0.1 */
+CSNN_API void csnn_metrics_destroy(csnn_metrics *metrics);
+
+/** Overall figures (any pointer may be NULL). Errors: INVALID_ARGUMENT.
+ *  @since 0.1 */
+CSNN_API csnn_status csnn_metrics_overall(const csnn_metrics *metrics, double *loss,
+                                          double *accuracy, int64_t *samples,
+                                          int32_t *num_classes);
+
+/** The confusion matrix, int64 [K, K], row = true class, column = predicted,
+ *  in the model's class order; cap is the capacity of dst in elements.
+ *  Errors: INVALID_ARGUMENT, SHAPE. @since 0.1 */
+CSNN_API csnn_status csnn_metrics_confusion(const csnn_metrics *metrics, int64_t *dst,
+                                            size_t cap);
+
+/** Figures of class `index` (model order). Errors: INVALID_ARGUMENT,
+ *  ABI_STRUCT_SIZE. @since 0.1 */
+CSNN_API csnn_status csnn_metrics_class(const csnn_metrics *metrics, int32_t index,
+                                        csnn_class_metrics *out);
+
+/** Number of spiking layers with a firing rate. Errors: INVALID_ARGUMENT.
+ *  @since 0.1 */
+CSNN_API csnn_status csnn_metrics_num_rates(const csnn_metrics *metrics, int32_t *n);
+
+/** The layer name and mean firing rate (spikes per neuron per time step) of
+ *  spiking layer `index`. Errors: INVALID_ARGUMENT. @since 0.1 */
+CSNN_API csnn_status csnn_metrics_rate(const csnn_metrics *metrics, int32_t index,
+                                       const char **layer, double *rate);
 
 #ifdef __cplusplus
 }
