@@ -20,9 +20,8 @@ struct csnn_dataset {
     int64_t *class_counts; /* [n_classes] */
     uint8_t *pixels;       /* [n, height, width] */
     int32_t *labels;       /* [n], each in [0, n_classes) */
-    char **sources;        /* [n] file path / "csv:line" / "array:i" (may be NULL
-                              for a dataset without source names; then
-                              csnn_dataset_sample_source makes "array:<i>") */
+    char **sources;        /* [n] file path, "<csv path>:<line>" or "array:<i>";
+                              every constructor fills all of them */
     int64_t skipped;
 };
 
