@@ -204,7 +204,8 @@ typedef struct csnn_backend_ops {
 
     /* ---- dense math ---- */
     /** Row-major C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C, op = transpose
-     *  when trans_* is non-zero (cblas_sgemm with CblasRowMajor). */
+     *  when trans_* is non-zero (cblas_sgemm with CblasRowMajor); with
+     *  beta == 0, C is not read (it may hold NaN). */
     csnn_status (*gemm)(void *dev, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                         float beta, float *c, int64_t ldc);
@@ -220,7 +221,9 @@ typedef struct csnn_backend_ops {
     csnn_status (*reduce)(void *dev, int kind, const float *x, int64_t n, double *host_result);
 
     /* ---- convolution ---- */
-    /** Bytes of scratch memory conv2d_forward/backward need for `d`. */
+    /** Bytes of scratch memory conv2d_forward/backward need for `d`. The size
+     *  must not depend on the thread budget, and must not grow when only d->n
+     *  shrinks: libcsnn sizes one workspace for the largest batch. */
     csnn_status (*conv2d_workspace)(void *dev, const csnn_conv2d_desc *d, size_t *bytes);
     /** y[n, c_out, h_out, w_out] = conv(x, w) + b. `b` is NULL when !has_bias. */
     csnn_status (*conv2d_forward)(void *dev, const csnn_conv2d_desc *d, const float *x,
@@ -245,14 +248,16 @@ typedef struct csnn_backend_ops {
                                     const float *gamma, const float *beta,
                                     const float *running_mean, const float *running_var,
                                     float *y);
-    /** Gradients of bn_forward_train; dgamma and dbeta are overwritten. */
+    /** Gradients of bn_forward_train; dgamma and dbeta are overwritten; dx may
+     *  be NULL when the input gradient is not needed. */
     csnn_status (*bn_backward)(void *dev, const csnn_bn_desc *d, const float *x, const float *dy,
                                const float *gamma, const float *save_mean,
                                const float *save_invstd, float *dx, float *dgamma, float *dbeta);
 
     /* ---- pooling ---- */
     /** y = max over each window; argmax (may be NULL) receives the index in
-     *  the window (row-major) of the FIRST maximum. */
+     *  the window (row-major) of the FIRST maximum (a NaN counts as the
+     *  maximum, as in PyTorch). */
     csnn_status (*maxpool_forward)(void *dev, const csnn_pool_desc *d, const float *x, float *y,
                                    uint8_t *argmax);
     /** dx (fully written) gets dy routed to each window's argmax. */

@@ -1,10 +1,16 @@
-/* cpu_backend.c - the CPU backend's device lifecycle and memory entries.
- * (The compute entries are being written in lib/backend/cpu/; until then
- * they report CSNN_ERR_UNSUPPORTED.) */
+/* cpu_backend.c - the CPU backend's device lifecycle, memory entries,
+ * parallel loop helper and its table. The compute entries live in the
+ * other files of this folder, one per family. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "cpu_internal.h"
+
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads(int num_threads);
+#endif
 
 static csnn_status cpu_device_count(int *count)
 {
@@ -20,6 +26,11 @@ static csnn_status cpu_open(int index, int n_threads, void **dev)
                            index);
     cpu_device *d = csnn__calloc_array(1, sizeof *d, "cpu device");
     if (!d) return CSNN_ERR_OUT_OF_MEMORY;
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    /* The backend parallelises itself (pool tasks call sgemm concurrently);
+     * OpenBLAS's own threads would oversubscribe the cores. Process-wide. */
+    openblas_set_num_threads(1);
+#endif
     d->n_threads = n_threads > 0 ? n_threads : csnn__cpu_count();
     csnn_status st = csnn__pool_create(d->n_threads, &d->pool);
     if (st != CSNN_OK) {
@@ -36,6 +47,56 @@ static void cpu_close(void *dev)
     if (!d) return;
     csnn__pool_destroy(d->pool);
     free(d);
+}
+
+/* The processor's name from /proc/cpuinfo ("model name" on x86, "Model" or
+ * "Hardware" on ARM) into buf; "" when unknown. */
+static void cpu_model_name(char *buf, size_t cap)
+{
+    static const char *const keys[] = {"model name", "Model", "Hardware"};
+    buf[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (!buf[0] && fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (!colon) continue;
+        size_t klen = strcspn(line, "\t:");
+        while (klen > 0 && line[klen - 1] == ' ') klen--;
+        const char *v = colon + 1 + strspn(colon + 1, " \t");
+        int vlen = (int)strcspn(v, "\r\n");
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (vlen > 0 && strlen(keys[i]) == klen && strncmp(line, keys[i], klen) == 0)
+                snprintf(buf, cap, "%.*s", vlen, v);
+    }
+    fclose(f);
+}
+
+static csnn_status cpu_describe(void *dev, char *buf, size_t cap)
+{
+    cpu_device *d = dev;
+    CPU_NOT_NULL("describe", d);
+    CPU_NOT_NULL("describe", buf);
+    if (cap == 0) return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "cpu describe: cap is 0");
+    char model[200];
+    cpu_model_name(model, sizeof model);
+    snprintf(buf, cap, "%s, %d thread%s", model[0] ? model : "CPU", d->n_threads,
+             d->n_threads == 1 ? "" : "s");
+    return CSNN_OK;
+}
+
+static csnn_status cpu_set_threads(void *dev, int n_threads)
+{
+    cpu_device *d = dev;
+    CPU_NOT_NULL("set_threads", d);
+    int want = n_threads > 0 ? n_threads : csnn__cpu_count();
+    if (want == d->n_threads) return CSNN_OK;
+    csnn_pool *pool;
+    CSNN_TRY(csnn__pool_create(want, &pool));
+    csnn__pool_destroy(d->pool);
+    d->pool = pool;
+    d->n_threads = want;
+    return CSNN_OK;
 }
 
 static csnn_status cpu_synchronize(void *dev)
@@ -70,11 +131,57 @@ static csnn_status cpu_memcpy(void *dev, void *dst, const void *src, size_t byte
     return CSNN_OK;
 }
 
+typedef struct {
+    float *dst;
+    float value;
+} fill_job;
+
+static void fill_range(void *arg, int64_t i0, int64_t i1, int worker)
+{
+    (void)worker;
+    const fill_job *j = arg;
+    for (int64_t i = i0; i < i1; i++) j->dst[i] = j->value;
+}
+
 static csnn_status cpu_fill(void *dev, float *dst, float value, int64_t n)
 {
-    (void)dev;
-    for (int64_t i = 0; i < n; i++) dst[i] = value;
+    CPU_NONNEG("fill", n);
+    if (n == 0) return CSNN_OK;
+    CPU_NOT_NULL("fill", dst);
+    fill_job j = {dst, value};
+    csnn__cpu_parallel_for(dev, n, 1 << 16, fill_range, &j);
     return CSNN_OK;
+}
+
+typedef struct {
+    cpu_range_fn fn;
+    void *arg;
+    int64_t n, chunk;
+} range_job;
+
+static void range_task(void *arg, int64_t task, int worker)
+{
+    const range_job *j = arg;
+    int64_t begin = task * j->chunk;
+    int64_t end = begin + j->chunk < j->n ? begin + j->chunk : j->n;
+    j->fn(j->arg, begin, end, worker);
+}
+
+void csnn__cpu_parallel_for(const cpu_device *d, int64_t n, int64_t grain, cpu_range_fn fn,
+                            void *arg)
+{
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int threads = d ? d->n_threads : 1;
+    if (threads <= 1 || n <= grain) {
+        fn(arg, 0, n, 0);
+        return;
+    }
+    /* About four chunks per thread for balance, none below the grain. */
+    int64_t chunks = (n + grain - 1) / grain;
+    if (chunks > 4 * (int64_t)threads) chunks = 4 * (int64_t)threads;
+    range_job j = {fn, arg, n, (n + chunks - 1) / chunks};
+    csnn__pool_run(d->pool, (n + j.chunk - 1) / j.chunk, range_task, &j);
 }
 
 const csnn_backend_ops csnn__cpu_backend_ops = {
@@ -91,4 +198,32 @@ const csnn_backend_ops csnn__cpu_backend_ops = {
     .download = cpu_memcpy,
     .copy = cpu_memcpy,
     .fill = cpu_fill,
+    .describe = cpu_describe,
+    .set_threads = cpu_set_threads,
+    .gemm = csnn__cpu_gemm,
+    .bias_add = csnn__cpu_bias_add,
+    .bias_grad = csnn__cpu_bias_grad,
+    .axpby = csnn__cpu_axpby,
+    .reduce = csnn__cpu_reduce,
+    .conv2d_workspace = csnn__cpu_conv2d_workspace,
+    .conv2d_forward = csnn__cpu_conv2d_forward,
+    .conv2d_backward = csnn__cpu_conv2d_backward,
+    .bn_forward_train = csnn__cpu_bn_forward_train,
+    .bn_forward_infer = csnn__cpu_bn_forward_infer,
+    .bn_backward = csnn__cpu_bn_backward,
+    .maxpool_forward = csnn__cpu_maxpool_forward,
+    .maxpool_backward = csnn__cpu_maxpool_backward,
+    .relu_forward = csnn__cpu_relu_forward,
+    .relu_backward = csnn__cpu_relu_backward,
+    .dropout_mask = csnn__cpu_dropout_mask,
+    .mul_broadcast_t = csnn__cpu_mul_broadcast_t,
+    .neuron_forward = csnn__cpu_neuron_forward,
+    .neuron_backward = csnn__cpu_neuron_backward,
+    .time_mean = csnn__cpu_time_mean,
+    .time_mean_backward = csnn__cpu_time_mean_backward,
+    .time_repeat = csnn__cpu_time_repeat,
+    .time_sum = csnn__cpu_time_sum,
+    .loss = csnn__cpu_loss,
+    .optim_step = csnn__cpu_optim_step,
+    /* host_alloc / host_free: not needed, device memory is host memory. */
 };

@@ -1,4 +1,9 @@
-/* cpu_internal.h - shared by the files of the CPU backend. */
+/* cpu_internal.h - shared by the files of the CPU backend.
+ *
+ * Device memory is host memory. All parallelism goes through the device's
+ * thread pool (OpenBLAS is set to one thread at open). Every result is
+ * independent of the thread count and of scheduling: where a reduction is
+ * split, the split depends on the problem's shape only. */
 #ifndef CSNN_CPU_INTERNAL_H
 #define CSNN_CPU_INTERNAL_H
 
@@ -8,5 +13,100 @@ typedef struct cpu_device {
     int n_threads;
     csnn_pool *pool;
 } cpu_device;
+
+/* Returns INVALID_ARGUMENT naming the op when `ptr` is NULL. */
+#define CPU_NOT_NULL(op, ptr)                                                                      \
+    do {                                                                                           \
+        if ((ptr) == NULL)                                                                         \
+            return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "cpu %s: argument '%s' is NULL", (op),   \
+                               #ptr);                                                              \
+    } while (0)
+
+/* Returns INVALID_ARGUMENT naming the op when the count `n` is negative. */
+#define CPU_NONNEG(op, n)                                                                          \
+    do {                                                                                           \
+        if ((n) < 0)                                                                               \
+            return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "cpu %s: %s = %lld is negative", (op),   \
+                               #n, (long long)(n));                                                \
+    } while (0)
+
+/* ---- parallel loops (cpu_backend.c) ---- */
+
+/** Processes items [begin, end) on pool worker `worker`. */
+typedef void (*cpu_range_fn)(void *arg, int64_t begin, int64_t end, int worker);
+
+/** Runs fn over [0, n) in chunks of at least `grain` items on the device's
+ *  pool (inline when small). The chunking depends on the thread count, so
+ *  use it only where each item's result does not depend on the chunking. */
+void csnn__cpu_parallel_for(const cpu_device *d, int64_t n, int64_t grain, cpu_range_fn fn,
+                            void *arg);
+
+/* ---- helpers shared between families ---- */
+
+/** db[c] = sum over o, i of dy[o, c, i], accumulated in double, parallel
+ *  over channels (cpu_gemm.c). */
+void csnn__cpu_channel_sum(const cpu_device *d, const float *dy, float *db, int64_t outer,
+                           int64_t channels, int64_t inner);
+
+/* ---- the compute entries of the table ---- */
+
+csnn_status csnn__cpu_gemm(void *dev, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc);
+csnn_status csnn__cpu_bias_add(void *dev, float *y, const float *b, int64_t outer,
+                               int64_t channels, int64_t inner);
+csnn_status csnn__cpu_bias_grad(void *dev, const float *dy, float *db, int64_t outer,
+                                int64_t channels, int64_t inner);
+csnn_status csnn__cpu_axpby(void *dev, int64_t n, float a, const float *x, float b, float *y);
+csnn_status csnn__cpu_reduce(void *dev, int kind, const float *x, int64_t n,
+                             double *host_result);
+
+csnn_status csnn__cpu_conv2d_workspace(void *dev, const csnn_conv2d_desc *d, size_t *bytes);
+csnn_status csnn__cpu_conv2d_forward(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                     const float *w, const float *b, float *y, void *workspace);
+csnn_status csnn__cpu_conv2d_backward(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                      const float *w, const float *dy, float *dx, float *dw,
+                                      float *db, void *workspace);
+
+csnn_status csnn__cpu_bn_forward_train(void *dev, const csnn_bn_desc *d, const float *x,
+                                       const float *gamma, const float *beta, float *y,
+                                       float *save_mean, float *save_invstd, float *running_mean,
+                                       float *running_var);
+csnn_status csnn__cpu_bn_forward_infer(void *dev, const csnn_bn_desc *d, const float *x,
+                                       const float *gamma, const float *beta,
+                                       const float *running_mean, const float *running_var,
+                                       float *y);
+csnn_status csnn__cpu_bn_backward(void *dev, const csnn_bn_desc *d, const float *x,
+                                  const float *dy, const float *gamma, const float *save_mean,
+                                  const float *save_invstd, float *dx, float *dgamma,
+                                  float *dbeta);
+
+csnn_status csnn__cpu_maxpool_forward(void *dev, const csnn_pool_desc *d, const float *x,
+                                      float *y, uint8_t *argmax);
+csnn_status csnn__cpu_maxpool_backward(void *dev, const csnn_pool_desc *d, const float *dy,
+                                       const uint8_t *argmax, float *dx);
+
+csnn_status csnn__cpu_relu_forward(void *dev, int64_t n, const float *x, float *y);
+csnn_status csnn__cpu_relu_backward(void *dev, int64_t n, const float *y, const float *dy,
+                                    float *dx);
+csnn_status csnn__cpu_dropout_mask(void *dev, float *mask, int64_t n, float p, uint64_t seed,
+                                   uint64_t stream);
+csnn_status csnn__cpu_mul_broadcast_t(void *dev, int32_t steps, int64_t n, const float *x,
+                                      const float *mask, float *y);
+csnn_status csnn__cpu_time_mean(void *dev, int32_t steps, int64_t n, const float *x, float *y);
+csnn_status csnn__cpu_time_mean_backward(void *dev, int32_t steps, int64_t n, const float *dy,
+                                         float *dx);
+csnn_status csnn__cpu_time_repeat(void *dev, int32_t steps, int64_t n, const float *x, float *y);
+csnn_status csnn__cpu_time_sum(void *dev, int32_t steps, int64_t n, const float *x, float *y);
+
+csnn_status csnn__cpu_neuron_forward(void *dev, const csnn_neuron_desc *d, const float *x,
+                                     float *s, float *h);
+csnn_status csnn__cpu_neuron_backward(void *dev, const csnn_neuron_desc *d, const float *grad_s,
+                                      const float *h, float *grad_x);
+
+csnn_status csnn__cpu_loss(void *dev, const csnn_loss_desc *d, const float *out,
+                           const int32_t *labels, float *loss, float *grad);
+csnn_status csnn__cpu_optim_step(void *dev, const csnn_optim_desc *d, int64_t n, float *w,
+                                 const float *g, float *m, float *v);
 
 #endif
