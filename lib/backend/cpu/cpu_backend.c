@@ -5,12 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "cpu_internal.h"
-
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 static csnn_status cpu_device_count(int *count)
 {
@@ -24,13 +19,9 @@ static csnn_status cpu_open(int index, int n_threads, void **dev)
     if (index != 0)
         return csnn__error(CSNN_ERR_BACKEND_UNAVAILABLE, "cpu: only device 0 exists, not %d",
                            index);
+    CSNN_TRY(csnn__cpu_blas_load());
     cpu_device *d = csnn__calloc_array(1, sizeof *d, "cpu device");
     if (!d) return CSNN_ERR_OUT_OF_MEMORY;
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    /* The backend parallelises itself (pool tasks call sgemm concurrently);
-     * OpenBLAS's own threads would oversubscribe the cores. Process-wide. */
-    openblas_set_num_threads(1);
-#endif
     d->n_threads = n_threads > 0 ? n_threads : csnn__cpu_count();
     csnn_status st = csnn__pool_create(d->n_threads, &d->pool);
     if (st != CSNN_OK) {
@@ -80,8 +71,9 @@ static csnn_status cpu_describe(void *dev, char *buf, size_t cap)
     if (cap == 0) return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "cpu describe: cap is 0");
     char model[200];
     cpu_model_name(model, sizeof model);
-    snprintf(buf, cap, "%s, %d thread%s", model[0] ? model : "CPU", d->n_threads,
-             d->n_threads == 1 ? "" : "s");
+    const char *core = csnn__cpu_blas_core();
+    snprintf(buf, cap, "%s, %d thread%s, OpenBLAS %s kernels", model[0] ? model : "CPU",
+             d->n_threads, d->n_threads == 1 ? "" : "s", core[0] ? core : "(unknown)");
     return CSNN_OK;
 }
 

@@ -11,7 +11,6 @@
  *             itself, the others a buffer in the workspace);
  *             dx_i = col2im(W^T dy_i); db = channel sums of dy.
  * A 1x1 convolution with stride 1 and no padding uses x as its own col. */
-#include <cblas.h>
 #include <limits.h>
 #include <string.h>
 
@@ -173,7 +172,7 @@ static void conv_fwd_lane(void *arg, int64_t lane, int worker)
         const float *xi = j->x + i * p->in_size;
         float *yi = j->y + i * p->out_size;
         if (!p->direct) im2col_pass(d, (float *)xi, col, 1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->c_out, (int)p->hw_out,
+        csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->c_out, (int)p->hw_out,
                     (int)p->ckk, 1.0f, j->w, (int)p->ckk, p->direct ? xi : col, (int)p->hw_out,
                     0.0f, yi, (int)p->hw_out);
         if (j->b)
@@ -232,12 +231,12 @@ static void conv_bwd_lane(void *arg, int64_t lane, int worker)
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
         if (!p->direct) im2col_pass(d, (float *)xi, col, 1);
         /* dW [c_out, ckk] (+)= dy_i [c_out, hw] col^T [hw, ckk] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->c_out, ckk, hw, 1.0f, dyi, hw,
+        csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->c_out, ckk, hw, 1.0f, dyi, hw,
                     p->direct ? xi : col, hw, i == first ? 0.0f : 1.0f, dw, ckk);
         if (!j->dx) continue;
         float *dxi = j->dx + i * p->in_size;
         /* dcol [ckk, hw] = W^T [ckk, c_out] dy_i [c_out, hw] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, d->c_out, 1.0f, j->w, ckk,
+        csnn__cpu_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, d->c_out, 1.0f, j->w, ckk,
                     dyi, hw, 0.0f, p->direct ? dxi : col, hw);
         if (!p->direct) {
             memset(dxi, 0, sizeof(float) * (size_t)p->in_size);

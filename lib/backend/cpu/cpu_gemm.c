@@ -3,7 +3,6 @@
  * gemm splits big products into column (or row) blocks of C, one sgemm per
  * block on the pool. The blocking depends on the shape only, so every
  * element of C comes from the same sgemm call whatever the thread count. */
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 
@@ -34,7 +33,7 @@ static void sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+    csnn__cpu_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda, b,
                 (int)ldb, beta, c, (int)ldc);
 }

@@ -7,6 +7,8 @@
 #ifndef CSNN_CPU_INTERNAL_H
 #define CSNN_CPU_INTERNAL_H
 
+#include <cblas.h>
+
 #include "csnn_internal.h"
 
 typedef struct cpu_device {
@@ -109,4 +111,11 @@ csnn_status csnn__cpu_loss(void *dev, const csnn_loss_desc *d, const float *out,
 csnn_status csnn__cpu_optim_step(void *dev, const csnn_optim_desc *d, int64_t n, float *w,
                                  const float *g, float *m, float *v);
 
-#endif
+/* OpenBLAS, loaded at run time by cpu_blas.c (see there for why). */
+extern __typeof__(cblas_sgemm) *csnn__cpu_sgemm;
+/** Loads OpenBLAS once; BACKEND_UNAVAILABLE when it cannot be loaded. */
+csnn_status csnn__cpu_blas_load(void);
+/** OpenBLAS's name for the kernels it uses ("SkylakeX"), "" if unknown. */
+const char *csnn__cpu_blas_core(void);
+
+#endif /* CSNN_CPU_INTERNAL_H */
