@@ -315,6 +315,48 @@ typedef struct csnn_backend_ops {
     /** Page-locked host memory for fast uploads. */
     csnn_status (*host_alloc)(void *dev, size_t bytes, void **host_ptr);
     void (*host_free)(void *dev, void *host_ptr);
+
+    /* ---- fused and spike-sparse kernels (OPTIONAL) ----
+     * Each computes what a composition of the entries above computes (within
+     * float rounding); libcsnn uses the composition when an entry is NULL. */
+
+    /** Neurons followed by max pooling, in one pass: x [T, M] (or [M] when
+     *  nd->x_shared), M = N*C*H*W per step, pooled as pd describes (pd->planes
+     *  counts the planes of all steps: T*N*C) -> pooled spikes y [T, N*C*Ho*Wo]
+     *  and argmax (the window index of the first maximum; NULL in inference).
+     *  h (may be NULL) receives the membrane H [T, M] for backward; with
+     *  x_shared, backward can recompute H from x instead. */
+    csnn_status (*neuron_pool_forward)(void *dev, const csnn_neuron_desc *nd,
+                                       const csnn_pool_desc *pd, const float *x, float *y,
+                                       uint8_t *argmax, float *h);
+    /** Backward of neuron_pool_forward from dy [T, N*C*Ho*Wo]: routes dy to
+     *  each window's argmax and runs the neurons' backward through time,
+     *  writing dx [T, M] (or [M] summed over T when x_shared). Uses h when it
+     *  is not NULL, else recomputes H from x (x_shared only). */
+    csnn_status (*neuron_pool_backward)(void *dev, const csnn_neuron_desc *nd,
+                                        const csnn_pool_desc *pd, const float *x, const float *h,
+                                        const uint8_t *argmax, const float *dy, float *dx);
+    /** conv2d_forward for an input most of whose entries are 0 (spikes, pooled
+     *  or dropped out): a backend may add weight columns for the non-zero
+     *  inputs only, and choose the dense path itself when the input is not
+     *  sparse enough. conv2d_workspace's size covers this entry too. */
+    csnn_status (*conv2d_forward_sparse)(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                         const float *w, const float *b, float *y,
+                                         void *workspace);
+    /** conv2d_backward for such an input: the weight gradient gathers over the
+     *  non-zero inputs only. Same arguments and contract as conv2d_backward. */
+    csnn_status (*conv2d_backward_sparse)(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                          const float *w, const float *dy, float *dx, float *dw,
+                                          float *db, void *workspace);
+    /** y[rows, out] = x[rows, in] w[out, in]^T (+ b[out] when b is not NULL)
+     *  for a mostly-zero x. */
+    csnn_status (*linear_forward_sparse)(void *dev, int64_t rows, int64_t in, int64_t out,
+                                         const float *x, const float *w, const float *b, float *y);
+    /** dw[out, in] = dy[rows, out]^T x[rows, in] (overwritten) and, when db is
+     *  not NULL, db[out] = column sums of dy, for a mostly-zero x. */
+    csnn_status (*linear_weight_grad_sparse)(void *dev, int64_t rows, int64_t in, int64_t out,
+                                             const float *x, const float *dy, float *dw,
+                                             float *db);
 } csnn_backend_ops;
 
 /* ------------------------------------------------------------------------ */
