@@ -745,6 +745,7 @@ csnn_status csnn__checkpoint_apply(const ckpt_file *f, csnn_model *m, bool optim
                                rec->name);
     }
     CSNN_TRY(csnn_model_set_class_names(m, (const char *const *)f->classes, (size_t)f->n_classes));
+    m->param_version++;
     for (int i = 0; i < m->n_tensors; i++) {
         model_tensor *t = &m->tensors[i];
         const ckpt_tensor *rec = find_record(f->tensors, f->n_tensors, t->name);

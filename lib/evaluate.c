@@ -122,7 +122,7 @@ csnn_status csnn__evaluate(csnn_model *m, const csnn_dataset *ds, int loss_kind,
         if ((st = m->ops->upload(m->dev, m->input, images, (size_t)n * per * sizeof(float))))
             break;
         if ((st = m->ops->upload(m->dev, m->labels, labels, (size_t)n * sizeof(int32_t)))) break;
-        if ((st = csnn__model_forward(m, n, false, 0, 0))) break;
+        if ((st = csnn__model_forward(m, n, false, 0, 0, rate_sums))) break;
         csnn_loss_desc ld = {loss_kind, n, (int32_t)K, smoothing};
         if ((st = m->ops->loss(m->dev, &ld, m->output, m->labels, m->loss, NULL))) break;
         float loss;
@@ -137,15 +137,6 @@ csnn_status csnn__evaluate(csnn_model *m, const csnn_dataset *ds, int loss_kind,
                 if (o[k] > o[best]) best = k;
             x->confusion[(size_t)labels[i] * (size_t)K + (size_t)best]++;
             correct += best == labels[i];
-        }
-        int r = 0;
-        for (int li = 0; li < m->n_layers && st == CSNN_OK; li++) {
-            const layer *l = &m->layers[li];
-            if (l->s.type != LAYER_NEURON) continue;
-            double sum;
-            st = m->ops->reduce(m->dev, CSNN_REDUCE_SUM, l->y,
-                                csnn__model_layer_rows(m, li, n) * l->out_numel, &sum);
-            rate_sums[r++] += sum / (double)l->out_numel / m->spec.steps;
         }
         x->n += n;
         rate_count += n;

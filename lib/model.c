@@ -83,36 +83,6 @@ csnn_status csnn_preset_spec(const char *name, const char **spec)
 /* Building                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static bool layer_static(const csnn_model *m, int i)
-{
-    return i < m->n_static;
-}
-
-int64_t csnn__model_layer_rows(const csnn_model *m, int i, int32_t n)
-{
-    return layer_static(m, i) ? (int64_t)n : (int64_t)m->spec.steps * n;
-}
-
-/* True when the first dynamic layer reads the static output directly,
- * as a neuron whose input is the same at every step. */
-static bool boundary_shared(const csnn_model *m)
-{
-    return m->n_static < m->n_layers && m->layers[m->n_static].s.type == LAYER_NEURON;
-}
-
-/* The static block's output (or the network input when there is none). */
-static float *static_output(const csnn_model *m)
-{
-    return m->n_static == 0 ? m->input : m->layers[m->n_static - 1].y;
-}
-
-const float *csnn__model_layer_input(const csnn_model *m, int i)
-{
-    if (i == 0 && m->n_static > 0) return m->input;
-    if (i == m->n_static) return boundary_shared(m) ? static_output(m) : m->repeat;
-    return m->layers[i - 1].y;
-}
-
 static csnn_status add_tensor(csnn_model *m, int *index, const layer *l, const char *suffix,
                               csnn_tensor_kind kind, int ndim, const int64_t *shape)
 {
@@ -132,6 +102,26 @@ static csnn_status add_tensor(csnn_model *m, int *index, const layer *l, const c
 }
 
 /* Shapes, tensors and FLOP counts of every layer. */
+/* CSNN_DISABLE: a comma-separated list of levers of the execution plan to
+ * switch off ("fusion", "sparse", "bnfold"; docs/PERFORMANCE.md). */
+static unsigned disabled_levers(void)
+{
+    const char *env = getenv("CSNN_DISABLE");
+    unsigned flags = 0;
+    if (!env) return 0;
+    if (strstr(env, "fusion")) flags |= CSNN__NO_FUSION;
+    if (strstr(env, "sparse")) flags |= CSNN__NO_SPARSE;
+    if (strstr(env, "bnfold")) flags |= CSNN__NO_BNFOLD;
+    return flags;
+}
+
+void csnn__model_set_disabled(csnn_model *m, unsigned flags)
+{
+    csnn__model_free_runtime(m);
+    m->disabled = flags;
+    csnn__model_plan(m);
+}
+
 static csnn_status plan_layers(csnn_model *m)
 {
     const model_spec *sp = &m->spec;
@@ -208,14 +198,14 @@ static int64_t param_arena_numel(const csnn_model *m)
     return total;
 }
 
-static csnn_status device_alloc(csnn_model *m, size_t bytes, void **out, const char *what)
+csnn_status csnn__model_alloc(csnn_model *m, size_t bytes, void **out, const char *what)
 {
     csnn_status st = m->ops->alloc(m->dev, bytes ? bytes : 64, out);
     if (st != CSNN_OK) return csnn__error_prefix(st, "model: allocating %s", what);
     return CSNN_OK;
 }
 
-static void device_free(csnn_model *m, void *p)
+void csnn__model_free(csnn_model *m, void *p)
 {
     if (p) m->ops->free(m->dev, p);
 }
@@ -277,8 +267,6 @@ static csnn_status init_params(csnn_model *m, uint64_t seed)
     return st;
 }
 
-static void model_free_runtime(csnn_model *m);
-
 csnn_status csnn__model_build(csnn_context *ctx, model_spec *spec, uint64_t seed,
                               csnn_model **out)
 {
@@ -312,21 +300,23 @@ csnn_status csnn__model_build(csnn_context *ctx, model_spec *spec, uint64_t seed
         }
     }
     if ((st = plan_layers(m)) != CSNN_OK) goto fail;
+    m->disabled = disabled_levers();
+    csnn__model_plan(m);
 
     /* parameters: one arena; buffers: one allocation each */
     int64_t arena = param_arena_numel(m);
     void *p;
-    if ((st = device_alloc(m, (size_t)arena * sizeof(float), &p, "parameters")) != CSNN_OK)
+    if ((st = csnn__model_alloc(m, (size_t)arena * sizeof(float), &p, "parameters")) != CSNN_OK)
         goto fail;
     if ((st = m->ops->fill(m->dev, p, 0.0f, arena)) != CSNN_OK) {
-        device_free(m, p);
+        csnn__model_free(m, p);
         goto fail;
     }
     arena_assign(m, p, offsetof(model_tensor, data));
     for (int i = 0; i < m->n_tensors && st == CSNN_OK; i++) {
         model_tensor *t = &m->tensors[i];
         if (t->kind == CSNN_TENSOR_BUFFER)
-            st = device_alloc(m, (size_t)t->numel * sizeof(float), (void **)&t->data, t->name);
+            st = csnn__model_alloc(m, (size_t)t->numel * sizeof(float), (void **)&t->data, t->name);
     }
     if (st != CSNN_OK) goto fail;
     if ((st = init_params(m, seed)) != CSNN_OK) goto fail;
@@ -363,12 +353,16 @@ csnn_status csnn_model_create_preset(csnn_context *ctx, const char *name, uint64
 void csnn_model_destroy(csnn_model *m)
 {
     if (!m) return;
-    model_free_runtime(m);
+    csnn__model_free_runtime(m);
+    for (int i = 0; i < m->n_layers && m->layers; i++) {
+        csnn__model_free(m, m->layers[i].fold_w);
+        csnn__model_free(m, m->layers[i].fold_b);
+    }
     if (m->tensors) {
-        device_free(m, arena_base(m, offsetof(model_tensor, data)));
-        device_free(m, arena_base(m, offsetof(model_tensor, grad)));
+        csnn__model_free(m, arena_base(m, offsetof(model_tensor, data)));
+        csnn__model_free(m, arena_base(m, offsetof(model_tensor, grad)));
         for (int i = 0; i < m->n_tensors; i++)
-            if (m->tensors[i].kind == CSNN_TENSOR_BUFFER) device_free(m, m->tensors[i].data);
+            if (m->tensors[i].kind == CSNN_TENSOR_BUFFER) csnn__model_free(m, m->tensors[i].data);
     }
     if (m->class_names)
         for (int c = 0; c < m->spec.classes; c++) free(m->class_names[c]);
@@ -385,10 +379,10 @@ csnn_status csnn__model_alloc_grads(csnn_model *m)
     if (m->has_grads) return CSNN_OK;
     int64_t arena = param_arena_numel(m);
     void *p;
-    CSNN_TRY(device_alloc(m, (size_t)arena * sizeof(float), &p, "gradients"));
+    CSNN_TRY(csnn__model_alloc(m, (size_t)arena * sizeof(float), &p, "gradients"));
     csnn_status st = m->ops->fill(m->dev, p, 0.0f, arena);
     if (st != CSNN_OK) {
-        device_free(m, p);
+        csnn__model_free(m, p);
         return st;
     }
     arena_assign(m, p, offsetof(model_tensor, grad));
@@ -424,386 +418,6 @@ int csnn__model_find_tensor(const csnn_model *m, const char *name)
     for (int i = 0; i < m->n_tensors; i++)
         if (strcmp(m->tensors[i].name, name) == 0) return i;
     return -1;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Run-time buffers                                                          */
-/* ------------------------------------------------------------------------ */
-
-static void model_free_runtime(csnn_model *m)
-{
-    for (int i = 0; i < m->n_layers && m->layers; i++) {
-        layer *l = &m->layers[i];
-        if (!l->y_alias) device_free(m, l->y);
-        device_free(m, l->h);
-        device_free(m, l->argmax);
-        device_free(m, l->save_mean);
-        device_free(m, l->save_invstd);
-        device_free(m, l->mask);
-        l->y = l->h = l->save_mean = l->save_invstd = l->mask = NULL;
-        l->argmax = NULL;
-        l->y_alias = false;
-    }
-    device_free(m, m->input);
-    if (m->repeat_owned) device_free(m, m->repeat);
-    m->repeat_owned = false;
-    device_free(m, m->output);
-    device_free(m, m->grad_out);
-    device_free(m, m->gbuf[0]);
-    device_free(m, m->gbuf[1]);
-    device_free(m, m->labels);
-    device_free(m, m->loss);
-    device_free(m, m->workspace);
-    m->input = m->repeat = m->output = m->grad_out = m->gbuf[0] = m->gbuf[1] = NULL;
-    m->labels = NULL;
-    m->loss = NULL;
-    m->workspace = NULL;
-    m->workspace_bytes = 0;
-    m->cap_batch = 0;
-    m->cap_train = false;
-}
-
-static csnn_conv2d_desc conv_desc(const layer *l, int64_t rows)
-{
-    csnn_conv2d_desc d = {
-        .n = (int32_t)rows,
-        .c_in = l->ishape.c, .h_in = l->ishape.h, .w_in = l->ishape.w,
-        .c_out = l->oshape.c, .h_out = l->oshape.h, .w_out = l->oshape.w,
-        .kh = l->s.k, .kw = l->s.k,
-        .stride_h = l->s.stride, .stride_w = l->s.stride,
-        .pad_h = l->s.pad, .pad_w = l->s.pad,
-        .has_bias = l->s.bias,
-    };
-    return d;
-}
-
-static csnn_bn_desc bn_desc(const layer *l, int64_t rows)
-{
-    csnn_bn_desc d = {
-        .n = (int32_t)rows,
-        .c = l->ishape.c,
-        .hw = (int64_t)l->ishape.h * l->ishape.w,
-        .eps = l->s.eps,
-        .momentum = l->s.momentum,
-    };
-    return d;
-}
-
-static csnn_pool_desc pool_desc(const layer *l, int64_t rows)
-{
-    csnn_pool_desc d = {
-        .planes = rows * l->ishape.c,
-        .h_in = l->ishape.h, .w_in = l->ishape.w, .h_out = l->oshape.h, .w_out = l->oshape.w,
-        .k = l->s.k, .stride = l->s.stride,
-    };
-    return d;
-}
-
-static csnn_neuron_desc neuron_desc(const csnn_model *m, int i, int32_t n)
-{
-    csnn_neuron_desc d = m->layers[i].s.neuron;
-    d.t = m->spec.steps;
-    d.x_shared = (i == m->n_static && boundary_shared(m)) ? 1 : 0;
-    d.m = (int64_t)n * m->layers[i].out_numel;
-    return d;
-}
-
-static bool layer_aliases(const layer *l, bool train)
-{
-    return l->s.type == LAYER_FLATTEN || (l->s.type == LAYER_DROPOUT && !train);
-}
-
-csnn_status csnn__model_reserve(csnn_model *m, int32_t n, bool train)
-{
-    if (n <= 0) return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "model: batch size %d", n);
-    if (n <= m->cap_batch && (!train || m->cap_train)) return CSNN_OK;
-    int32_t cap = n > m->cap_batch ? n : m->cap_batch;
-    bool want_train = train || m->cap_train;
-    model_free_runtime(m);
-    const int32_t T = m->spec.steps;
-    const int64_t K = m->spec.classes;
-    csnn_status st;
-#define ALLOC(ptr, count, elem, what)                                                              \
-    do {                                                                                           \
-        size_t bytes_;                                                                             \
-        if (!csnn__mul_size((size_t)(count), (elem), &bytes_)) {                                   \
-            st = csnn__error(CSNN_ERR_LIMIT, "model: %s for batch %d overflows", what, cap);       \
-            goto fail;                                                                             \
-        }                                                                                          \
-        if ((st = device_alloc(m, bytes_, (void **)&(ptr), what)) != CSNN_OK) goto fail;           \
-    } while (0)
-
-    const layer *first = &m->layers[0];
-    ALLOC(m->input, (int64_t)cap * first->in_numel, sizeof(float), "input batch");
-    int64_t max_grad = (int64_t)T * cap * K;
-    size_t ws = 0;
-    if (m->n_static == 0 && !boundary_shared(m)) {
-        /* no static block: the input itself is repeated over T */
-        if (T == 1) {
-            m->repeat = m->input;
-        } else {
-            ALLOC(m->repeat, (int64_t)T * cap * first->in_numel, sizeof(float), "repeat buffer");
-            m->repeat_owned = true;
-        }
-    }
-    for (int i = 0; i < m->n_layers; i++) {
-        layer *l = &m->layers[i];
-        int64_t rows = csnn__model_layer_rows(m, i, cap);
-        int64_t out_elems = rows * l->out_numel;
-        if (layer_aliases(l, want_train)) {
-            l->y = (float *)csnn__model_layer_input(m, i);
-            l->y_alias = true;
-        } else {
-            ALLOC(l->y, out_elems, sizeof(float), l->s.name);
-        }
-        switch (l->s.type) {
-        case LAYER_CONV: {
-            csnn_conv2d_desc d = conv_desc(l, rows);
-            size_t b = 0;
-            if ((st = m->ops->conv2d_workspace(m->dev, &d, &b)) != CSNN_OK) goto fail;
-            if (b > ws) ws = b;
-            break;
-        }
-        case LAYER_BN:
-            ALLOC(l->save_mean, l->ishape.c, sizeof(float), "bn statistics");
-            ALLOC(l->save_invstd, l->ishape.c, sizeof(float), "bn statistics");
-            break;
-        case LAYER_MAXPOOL:
-            if (want_train) ALLOC(l->argmax, out_elems, 1, "maxpool indices");
-            break;
-        case LAYER_NEURON:
-            if (want_train) ALLOC(l->h, out_elems, sizeof(float), "membrane potentials");
-            break;
-        case LAYER_DROPOUT:
-            if (want_train) ALLOC(l->mask, (int64_t)cap * l->in_numel, sizeof(float), "dropout mask");
-            break;
-        default: break;
-        }
-        if (want_train && i >= m->first_param_layer) {
-            int64_t g = rows * (l->in_numel > l->out_numel ? l->in_numel : l->out_numel);
-            if (g > max_grad) max_grad = g;
-        }
-        /* the static output repeated over T feeds a non-neuron first dynamic layer */
-        if (i == m->n_static - 1 && m->n_static < m->n_layers && !boundary_shared(m)) {
-            if (T == 1) {
-                m->repeat = l->y;
-            } else {
-                ALLOC(m->repeat, (int64_t)T * cap * l->out_numel, sizeof(float), "repeat buffer");
-                m->repeat_owned = true;
-            }
-        }
-    }
-    ALLOC(m->output, cap * K, sizeof(float), "outputs");
-    ALLOC(m->labels, cap, sizeof(int32_t), "labels");
-    ALLOC(m->loss, 1, sizeof(float), "loss");
-    if (want_train) {
-        ALLOC(m->grad_out, cap * K, sizeof(float), "output gradient");
-        ALLOC(m->gbuf[0], max_grad, sizeof(float), "gradients");
-        ALLOC(m->gbuf[1], max_grad, sizeof(float), "gradients");
-    }
-    if (ws) {
-        if ((st = device_alloc(m, ws, &m->workspace, "workspace")) != CSNN_OK) goto fail;
-        m->workspace_bytes = ws;
-    }
-#undef ALLOC
-    m->cap_batch = cap;
-    m->cap_train = want_train;
-    return CSNN_OK;
-fail:
-    model_free_runtime(m);
-    return st;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Forward                                                                   */
-/* ------------------------------------------------------------------------ */
-
-#define OPS_TRY(expr, l)                                                                           \
-    do {                                                                                           \
-        csnn_status st_ = (expr);                                                                  \
-        if (st_ != CSNN_OK) return csnn__error_prefix(st_, "layer %s", (l)->s.name);               \
-    } while (0)
-
-static float *tensor_data(const csnn_model *m, int index)
-{
-    return index >= 0 ? m->tensors[index].data : NULL;
-}
-
-static float *tensor_grad(const csnn_model *m, int index)
-{
-    return index >= 0 ? m->tensors[index].grad : NULL;
-}
-
-csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t dropout_seed,
-                                uint64_t dropout_stream)
-{
-    const csnn_backend_ops *o = m->ops;
-    void *dev = m->dev;
-    const int32_t T = m->spec.steps;
-    for (int i = 0; i < m->n_layers; i++) {
-        layer *l = &m->layers[i];
-        int64_t rows = csnn__model_layer_rows(m, i, n);
-        if (i == m->n_static && m->repeat_owned)
-            OPS_TRY(o->time_repeat(dev, T, (int64_t)n * l->in_numel, static_output(m), m->repeat),
-                    l);
-        const float *x = csnn__model_layer_input(m, i);
-        switch (l->s.type) {
-        case LAYER_CONV: {
-            csnn_conv2d_desc d = conv_desc(l, rows);
-            OPS_TRY(o->conv2d_forward(dev, &d, x, tensor_data(m, l->t_weight),
-                                      tensor_data(m, l->t_bias), l->y, m->workspace),
-                    l);
-            break;
-        }
-        case LAYER_LINEAR:
-            OPS_TRY(o->gemm(dev, 0, 1, rows, l->s.out, l->ishape.c, 1.0f, x, l->ishape.c,
-                            tensor_data(m, l->t_weight), l->ishape.c, 0.0f, l->y, l->s.out),
-                    l);
-            if (l->t_bias >= 0)
-                OPS_TRY(o->bias_add(dev, l->y, tensor_data(m, l->t_bias), rows, l->s.out, 1), l);
-            break;
-        case LAYER_BN: {
-            csnn_bn_desc d = bn_desc(l, rows);
-            if (train) {
-                OPS_TRY(o->bn_forward_train(dev, &d, x, tensor_data(m, l->t_weight),
-                                            tensor_data(m, l->t_bias), l->y, l->save_mean,
-                                            l->save_invstd, tensor_data(m, l->t_mean),
-                                            tensor_data(m, l->t_var)),
-                        l);
-                l->num_batches_tracked++;
-            } else {
-                OPS_TRY(o->bn_forward_infer(dev, &d, x, tensor_data(m, l->t_weight),
-                                            tensor_data(m, l->t_bias), tensor_data(m, l->t_mean),
-                                            tensor_data(m, l->t_var), l->y),
-                        l);
-            }
-            break;
-        }
-        case LAYER_MAXPOOL: {
-            csnn_pool_desc d = pool_desc(l, rows);
-            OPS_TRY(o->maxpool_forward(dev, &d, x, l->y, train ? l->argmax : NULL), l);
-            break;
-        }
-        case LAYER_NEURON: {
-            csnn_neuron_desc d = neuron_desc(m, i, n);
-            OPS_TRY(o->neuron_forward(dev, &d, x, l->y, train ? l->h : NULL), l);
-            break;
-        }
-        case LAYER_RELU: OPS_TRY(o->relu_forward(dev, rows * l->out_numel, x, l->y), l); break;
-        case LAYER_FLATTEN: break;
-        case LAYER_DROPOUT:
-            if (train) {
-                /* one mask per sample, shared by every time step */
-                int64_t per = (int64_t)n * l->in_numel;
-                OPS_TRY(o->dropout_mask(dev, l->mask, per, l->s.p, dropout_seed,
-                                        (dropout_stream << 8) | (uint64_t)i),
-                        l);
-                OPS_TRY(o->mul_broadcast_t(dev, (int32_t)(rows / n), per, x, l->mask, l->y), l);
-            } else if (!l->y_alias) {
-                /* buffers made for training: the identity must still be written */
-                OPS_TRY(o->copy(dev, l->y, x, (size_t)(rows * l->out_numel) * sizeof(float)), l);
-            }
-            break;
-        }
-    }
-    /* the output: mean over T of the last layer (firing rates for spikes) */
-    const layer *last = &m->layers[m->n_layers - 1];
-    int64_t nk = (int64_t)n * m->spec.classes;
-    if (m->n_layers == m->n_static) {
-        OPS_TRY(o->copy(dev, m->output, last->y, (size_t)nk * sizeof(float)), last);
-    } else {
-        OPS_TRY(o->time_mean(dev, T, nk, last->y, m->output), last);
-    }
-    return CSNN_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Backward                                                                  */
-/* ------------------------------------------------------------------------ */
-
-csnn_status csnn__model_backward(csnn_model *m, int32_t n)
-{
-    if (!m->cap_train || !m->has_grads || n > m->cap_batch)
-        return csnn__error(CSNN_ERR_STATE, "model: backward without a training forward");
-    const csnn_backend_ops *o = m->ops;
-    void *dev = m->dev;
-    const int32_t T = m->spec.steps;
-    const int64_t nk = (int64_t)n * m->spec.classes;
-    int cur = 0;
-    float *g = m->gbuf[cur];
-    const layer *last = &m->layers[m->n_layers - 1];
-    if (m->n_layers == m->n_static)
-        OPS_TRY(o->copy(dev, g, m->grad_out, (size_t)nk * sizeof(float)), last);
-    else
-        OPS_TRY(o->time_mean_backward(dev, T, nk, m->grad_out, g), last);
-
-    for (int i = m->n_layers - 1; i >= m->first_param_layer; i--) {
-        layer *l = &m->layers[i];
-        int64_t rows = csnn__model_layer_rows(m, i, n);
-        bool need_dx = i > m->first_param_layer;
-        const float *x = csnn__model_layer_input(m, i);
-        float *dx = m->gbuf[1 - cur];
-        bool swap = true;
-        switch (l->s.type) {
-        case LAYER_CONV: {
-            csnn_conv2d_desc d = conv_desc(l, rows);
-            OPS_TRY(o->conv2d_backward(dev, &d, x, tensor_data(m, l->t_weight), g,
-                                       need_dx ? dx : NULL, tensor_grad(m, l->t_weight),
-                                       tensor_grad(m, l->t_bias), m->workspace),
-                    l);
-            break;
-        }
-        case LAYER_LINEAR:
-            OPS_TRY(o->gemm(dev, 1, 0, l->s.out, l->ishape.c, rows, 1.0f, g, l->s.out, x, l->ishape.c,
-                            0.0f, tensor_grad(m, l->t_weight), l->ishape.c),
-                    l);
-            if (l->t_bias >= 0)
-                OPS_TRY(o->bias_grad(dev, g, tensor_grad(m, l->t_bias), rows, l->s.out, 1), l);
-            if (need_dx)
-                OPS_TRY(o->gemm(dev, 0, 0, rows, l->ishape.c, l->s.out, 1.0f, g, l->s.out,
-                                tensor_data(m, l->t_weight), l->ishape.c, 0.0f, dx, l->ishape.c),
-                        l);
-            break;
-        case LAYER_BN: {
-            csnn_bn_desc d = bn_desc(l, rows);
-            OPS_TRY(o->bn_backward(dev, &d, x, g, tensor_data(m, l->t_weight), l->save_mean,
-                                   l->save_invstd, dx, tensor_grad(m, l->t_weight),
-                                   tensor_grad(m, l->t_bias)),
-                    l);
-            break;
-        }
-        case LAYER_MAXPOOL: {
-            csnn_pool_desc d = pool_desc(l, rows);
-            OPS_TRY(o->maxpool_backward(dev, &d, g, l->argmax, dx), l);
-            break;
-        }
-        case LAYER_NEURON: {
-            csnn_neuron_desc d = neuron_desc(m, i, n);
-            OPS_TRY(o->neuron_backward(dev, &d, g, l->h, dx), l);
-            break;
-        }
-        case LAYER_RELU:
-            OPS_TRY(o->relu_backward(dev, rows * l->out_numel, l->y, g, dx), l);
-            break;
-        case LAYER_FLATTEN: swap = false; break;
-        case LAYER_DROPOUT: {
-            int64_t per = (int64_t)n * l->in_numel;
-            OPS_TRY(o->mul_broadcast_t(dev, (int32_t)(rows / n), per, g, l->mask, dx), l);
-            break;
-        }
-        }
-        if (swap) {
-            cur = 1 - cur;
-            g = m->gbuf[cur];
-        }
-        /* crossing from the time steps back into the static block */
-        if (i == m->n_static && need_dx && !boundary_shared(m) && T > 1) {
-            OPS_TRY(o->time_sum(dev, T, (int64_t)n * l->in_numel, g, m->gbuf[1 - cur]), l);
-            cur = 1 - cur;
-            g = m->gbuf[cur];
-        }
-    }
-    return CSNN_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -968,6 +582,7 @@ csnn_status csnn_model_set_tensor(csnn_model *m, const char *name, const float *
         *t->counter = (int64_t)src[0];
         return CSNN_OK;
     }
+    m->param_version++;
     return m->ops->upload(m->dev, t->data, src, n * sizeof(float));
 }
 
@@ -1047,7 +662,7 @@ csnn_status csnn_model_summary(const csnn_model *m, int32_t batch, char *buf, si
         const layer *l = &m->layers[i];
         char title[64], in[48], outs[48], params[32];
         snprintf(title, sizeof title, "%s (%s)", l->s.name, type_title(l));
-        int32_t steps = (layer_static(m, i) || T == 1) ? 0 : T;
+        int32_t steps = (csnn__layer_static(m, i) || T == 1) ? 0 : T;
         shape3 ins = l->ishape;
         format_shape(in, sizeof in, steps, batch, ins);
         format_shape(outs, sizeof outs, steps, batch, l->oshape);
@@ -1112,7 +727,7 @@ csnn_status csnn_model_predict(csnn_model *m, const float *images, size_t n, flo
         int32_t b = (int32_t)((n - done) < (size_t)chunk ? (n - done) : (size_t)chunk);
         CSNN_TRY(m->ops->upload(m->dev, m->input, images + done * (size_t)per,
                                 (size_t)b * (size_t)per * sizeof(float)));
-        CSNN_TRY(csnn__model_forward(m, b, false, 0, 0));
+        CSNN_TRY(csnn__model_forward(m, b, false, 0, 0, NULL));
         float *out = scores + done * (size_t)K;
         CSNN_TRY(m->ops->download(m->dev, out, m->output, (size_t)b * (size_t)K * sizeof(float)));
         if (labels)

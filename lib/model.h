@@ -107,7 +107,20 @@ typedef struct layer {
     uint8_t *argmax;       /* maxpool */
     float *save_mean, *save_invstd; /* bn */
     float *mask;           /* dropout [N, in_numel] */
+    /* execution plan (engine.c) */
+    bool fused;            /* neuron: runs with the max-pool after it in one pass;
+                              its own y is then never materialised */
+    bool sparse_in;        /* conv, linear: the input is spikes (mostly zeros) */
+    bool folds_bn;         /* conv: in inference the BN after it is folded in */
+    float *fold_w, *fold_b; /* the folded weights and bias (device) */
 } layer;
+
+/* Levers of the execution plan that can be switched off (CSNN_DISABLE, a
+ * comma-separated list of these names; for measuring each lever and for
+ * checking that every path computes the same). */
+#define CSNN__NO_FUSION 1u /* "fusion": neuron + max-pool in one pass */
+#define CSNN__NO_SPARSE 2u /* "sparse": spike-sparse conv and linear kernels */
+#define CSNN__NO_BNFOLD 4u /* "bnfold": BN folded into conv weights for inference */
 
 struct csnn_model {
     csnn_context *ctx;
@@ -139,7 +152,44 @@ struct csnn_model {
     size_t workspace_bytes;
     bool has_grads;
     bool trainer_attached;
+    unsigned disabled;       /* CSNN__NO_* */
+    uint64_t param_version;  /* bumped whenever parameters or BN statistics change */
+    uint64_t folded_version; /* the param_version the folded weights come from */
+    float *rate_scratch;     /* spikes of fused layers when firing rates are asked for */
+    int64_t rate_scratch_elems;
 };
+
+/* ------------------------------------------------------------------------ */
+/* Helpers shared by model.c and engine.c                                    */
+/* ------------------------------------------------------------------------ */
+
+static inline bool csnn__layer_static(const csnn_model *m, int i)
+{
+    return i < m->n_static;
+}
+
+/* True when the first time-stepped layer is a neuron layer reading the
+ * static output directly (the same input at every step). */
+static inline bool csnn__boundary_shared(const csnn_model *m)
+{
+    return m->n_static < m->n_layers && m->layers[m->n_static].s.type == LAYER_NEURON;
+}
+
+/* The static block's output (or the network input when there is none). */
+static inline float *csnn__static_output(const csnn_model *m)
+{
+    return m->n_static == 0 ? m->input : m->layers[m->n_static - 1].y;
+}
+
+csnn_status csnn__model_alloc(csnn_model *m, size_t bytes, void **out, const char *what);
+void csnn__model_free(csnn_model *m, void *p);
+/** Frees every batch-sized buffer (engine.c). */
+void csnn__model_free_runtime(csnn_model *m);
+/** Decides fusion, sparse inputs and BN folding from the layers, the
+ *  backend's optional entries and m->disabled (engine.c). */
+void csnn__model_plan(csnn_model *m);
+/** Switches levers off (CSNN__NO_*) and re-plans; batch buffers are dropped. */
+void csnn__model_set_disabled(csnn_model *m, unsigned flags);
 
 /** Builds the runtime model from a parsed spec (takes ownership of *spec
  *  on success and on failure) and initialises parameters from `seed`. */
@@ -151,9 +201,11 @@ csnn_status csnn__model_build(csnn_context *ctx, model_spec *spec, uint64_t seed
 csnn_status csnn__model_reserve(csnn_model *m, int32_t n, bool train);
 
 /** Forward on m->input ([n, in], already uploaded). train: BN batch stats,
- *  dropout with masks drawn from (seed, stream base). Result in m->output. */
+ *  dropout with masks drawn from (seed, stream base). Result in m->output.
+ *  rate_sums (may be NULL; inference only) accumulates, per spiking layer in
+ *  order, the sum over the n images of each image's firing rate. */
 csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t dropout_seed,
-                                uint64_t dropout_stream);
+                                uint64_t dropout_stream, double *rate_sums);
 
 /** Backward from m->grad_out ([n, K]) into every parameter gradient. */
 csnn_status csnn__model_backward(csnn_model *m, int32_t n);

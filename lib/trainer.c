@@ -431,7 +431,7 @@ csnn_status csnn__trainer_step_uploaded(csnn_trainer *t, int32_t n, const int32_
         t->host_cap = n;
     }
     CSNN_TRY(bn_state(t, true));
-    csnn_status st = csnn__model_forward(m, n, true, t->s.seed, (uint64_t)t->step);
+    csnn_status st = csnn__model_forward(m, n, true, t->s.seed, (uint64_t)t->step, NULL);
     csnn_loss_desc ld = {
         .kind = csnn__trainer_loss_kind(t),
         .n = n,
@@ -464,6 +464,7 @@ csnn_status csnn__trainer_step_uploaded(csnn_trainer *t, int32_t n, const int32_
         return csnn__error(st, "%s", msg);
     }
     CSNN_TRY(optimiser_step(t));
+    m->param_version++;
     t->step++;
     CSNN_TRY(m->ops->download(m->dev, t->host_out, m->output, (size_t)n * (size_t)K * sizeof(float)));
     *loss_out = loss;

@@ -475,7 +475,7 @@ static void test_numeric_faults(void **state)
  * flatten, CE and MSE losses) against central differences of the loss. */
 static double loss_now(csnn_model *m, csnn_trainer *t, int n)
 {
-    CHECK_OK(csnn__model_forward(m, n, true, 0, 0));
+    CHECK_OK(csnn__model_forward(m, n, true, 0, 0, NULL));
     csnn_loss_desc d = {csnn__trainer_loss_kind(t), n, m->spec.classes, (float)t->s.label_smoothing};
     CHECK_OK(m->ops->loss(m->dev, &d, m->output, m->labels, m->loss, m->grad_out));
     float l;
