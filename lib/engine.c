@@ -32,7 +32,7 @@ const float *csnn__model_layer_input(const csnn_model *m, int i)
 
 /* Whether layer i's input is spikes: it comes from a neuron layer through
  * max-pooling, flattening and dropout only. */
-static bool input_is_spikes(const csnn_model *m, int i)
+bool csnn__layer_input_is_spikes(const csnn_model *m, int i)
 {
     if (i == m->n_static) return false; /* the static output (or the image) */
     for (int j = i - 1; j >= 0; j--) {
@@ -58,7 +58,7 @@ void csnn__model_plan(csnn_model *m)
                              ? o->conv2d_forward_sparse && o->conv2d_backward_sparse
                              : o->linear_forward_sparse && o->linear_weight_grad_sparse;
         l->sparse_in = (l->s.type == LAYER_CONV || l->s.type == LAYER_LINEAR) && sparse_ok &&
-                       !(m->disabled & CSNN__NO_SPARSE) && input_is_spikes(m, i);
+                       !(m->disabled & CSNN__NO_SPARSE) && csnn__layer_input_is_spikes(m, i);
         l->folds_bn = l->s.type == LAYER_CONV && next && next->s.type == LAYER_BN && same_block &&
                       !(m->disabled & CSNN__NO_BNFOLD);
     }

@@ -188,6 +188,9 @@ void csnn__model_free_runtime(csnn_model *m);
 /** Decides fusion, sparse inputs and BN folding from the layers, the
  *  backend's optional entries and m->disabled (engine.c). */
 void csnn__model_plan(csnn_model *m);
+/** Whether layer i's input is spikes: it comes from a neuron layer through
+ *  max-pooling, flattening and dropout only (engine.c). */
+bool csnn__layer_input_is_spikes(const csnn_model *m, int i);
 /** Switches levers off (CSNN__NO_*) and re-plans; batch buffers are dropped. */
 void csnn__model_set_disabled(csnn_model *m, unsigned flags);
 

@@ -757,6 +757,84 @@ CSNN_API csnn_status csnn_metrics_num_rates(const csnn_metrics *metrics, int32_t
 CSNN_API csnn_status csnn_metrics_rate(const csnn_metrics *metrics, int32_t index,
                                        const char **layer, double *rate);
 
+/* ======================================================================== */
+/* Efficiency report                                                         */
+/* ======================================================================== */
+
+/** The energy report of a model on a dataset (csnn_model_profile). */
+typedef struct csnn_profile csnn_profile;
+
+/** Options of csnn_model_profile. Fill with csnn_profile_options_init(). */
+typedef struct csnn_profile_options {
+    size_t size;
+    double mac_pj;       /**< energy of a multiply-accumulate; default 4.6 pJ (45 nm, float32) */
+    double ac_pj;        /**< energy of an accumulate; default 0.9 pJ (45 nm, float32) */
+    int64_t max_samples; /**< profile at most this many samples (first ones); 0 (default): all */
+    uint32_t reserved;   /**< must be 0 */
+} csnn_profile_options;
+
+/** Sets defaults in `opts` (NULL is a no-op). @since 0.1 */
+CSNN_API void csnn_profile_options_init(csnn_profile_options *opts);
+
+/** How a layer's operations are counted (csnn_layer_profile.counted_as). */
+typedef enum csnn_op_kind {
+    CSNN_OPS_NONE = 0, /**< not a synaptic layer (neurons, BN, pooling, ...): not counted */
+    CSNN_OPS_MAC = 1,  /**< its input is not spikes: dense multiply-accumulates */
+    CSNN_OPS_AC = 2    /**< its input is spikes: one accumulate per spike and target */
+} csnn_op_kind;
+
+/** One layer of an efficiency report (figures per image). */
+typedef struct csnn_layer_profile {
+    size_t size;
+    const char *name;      /**< layer name, or "total" (owned by the profile) */
+    const char *kind;      /**< spec keyword: "conv", "linear", "if", "lif", ... */
+    int32_t counted_as;    /**< csnn_op_kind */
+    int32_t reserved0;
+    double firing_rate;    /**< neuron layers: spikes per neuron per time step; synaptic
+                                layers counted as AC: the density of their input; else -1 */
+    double macs;           /**< multiply-accumulates of this layer in the SNN */
+    double acs;            /**< synaptic operations: accumulates triggered by spikes */
+    double ann_macs;       /**< multiply-accumulates of the same layer in the ANN twin */
+    double energy_pj;      /**< macs * mac_pj + acs * ac_pj */
+    double ann_energy_pj;  /**< ann_macs * mac_pj */
+} csnn_layer_profile;
+
+/** Sets `size` and zeroes the rest. @since 0.1 */
+CSNN_API void csnn_layer_profile_init(csnn_layer_profile *p);
+
+/**
+ * Runs the model in inference mode over a dataset and counts, per layer and
+ * per image, the operations a spiking implementation performs against those
+ * of its ANN twin (the same layers, dense, T = 1), with the energy estimate
+ * E = MACs * mac_pj + ACs * ac_pj. Conventions (docs/PERFORMANCE.md): a
+ * conv or linear layer whose input is spikes performs one accumulate per
+ * input spike and target it reaches (its fan-out, exact at the borders of a
+ * padded convolution), summed over the T steps; one whose input is not
+ * spikes (the first layer, the image) performs dense MACs, counted once for
+ * the static block and T times otherwise; neuron updates, batch norm,
+ * pooling and memory traffic are not counted. Errors: as
+ * csnn_model_evaluate, plus ABI_STRUCT_SIZE. @since 0.1
+ */
+CSNN_API csnn_status csnn_model_profile(csnn_model *model, const csnn_dataset *ds,
+                                        const csnn_profile_options *opts, csnn_profile **out);
+
+/** Destroys a profile; NULL is a no-op. @since 0.1 */
+CSNN_API void csnn_profile_destroy(csnn_profile *profile);
+
+/** Number of layers in the profile (the model's). Errors: INVALID_ARGUMENT.
+ *  @since 0.1 */
+CSNN_API csnn_status csnn_profile_num_layers(const csnn_profile *profile, int32_t *n);
+
+/** Figures of layer `index`, or of the whole model for index -1 ("total").
+ *  Errors: INVALID_ARGUMENT, ABI_STRUCT_SIZE. @since 0.1 */
+CSNN_API csnn_status csnn_profile_layer(const csnn_profile *profile, int32_t index,
+                                        csnn_layer_profile *out);
+
+/** Samples profiled and the energy options used. Errors: INVALID_ARGUMENT.
+ *  @since 0.1 */
+CSNN_API csnn_status csnn_profile_info(const csnn_profile *profile, int64_t *samples,
+                                       double *mac_pj, double *ac_pj);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,9 @@ command -v cmake >/dev/null 2>&1 || { echo "cmake missing: skip"; exit 77; }
 command -v cc >/dev/null 2>&1 || { echo "no C compiler: skip"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# meson test points LD_LIBRARY_PATH at the build tree; the programs must find
+# the staged library through the run path CMake gives them instead
+unset LD_LIBRARY_PATH
 meson install -C "$build" --destdir "$tmp/root" --no-rebuild --quiet >/dev/null
 config=$(find "$tmp/root" -name csnnConfig.cmake | head -n 1)
 [ -n "$config" ] || { echo "csnnConfig.cmake was not installed"; exit 1; }
@@ -30,12 +33,18 @@ cmake -S "$src/tests/cmake" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$staged" \
       -DCSNN_EXAMPLES_DIR="$src/examples" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$tmp/build"
 
-# the programs must use the installed copy, not the build tree's
-ldd "$tmp/build/classify" | grep -q "$tmp/root" || { echo "classify is not linked to the staged copy"; ldd "$tmp/build/classify"; exit 1; }
+# the programs must use the installed copy, not the build tree's (a static
+# libcsnn is inside them)
+shared=$(find "$staged" -name 'libcsnn.so*' | head -n 1)
+linked_to_stage() {
+    [ -z "$shared" ] || ldd "$1" | grep -q "$tmp/root" || {
+        echo "$1 is not linked to the staged copy"; ldd "$1"; exit 1; }
+}
+linked_to_stage "$tmp/build/classify"
 
 cd "$tmp"
 if [ -x "$tmp/build/raii" ]; then
-    ldd "$tmp/build/raii" | grep -q "$tmp/root" || { echo "raii is not linked to the staged copy"; exit 1; }
+    linked_to_stage "$tmp/build/raii"
     "$tmp/build/raii" "$tmp/model.csnn" "$tmp/images"
     # shellcheck disable=SC2086
     "$tmp/build/classify" --top 2 "$tmp/model.csnn" "$tmp"/images/*/* > "$tmp/out.txt"
@@ -54,13 +63,25 @@ else
     "$tmp/build/classify" --help
 fi
 
-# find_package must refuse versions the package does not satisfy
-for want in 99.0 0.99; do
-    if cmake -S "$src/tests/cmake" -B "$tmp/build-$want" -DCMAKE_PREFIX_PATH="$staged" \
-             -DCSNN_EXAMPLES_DIR="$src/examples" -DCSNN_REQUIRED_VERSION="$want" \
-             > "$tmp/refuse.log" 2>&1; then
+# find_package must refuse versions the package does not satisfy, and accept
+# ranges that include it (ranges need CMake >= 3.19)
+configure() { # want log
+    cmake -S "$src/tests/cmake" -B "$tmp/build-cfg" -DCMAKE_PREFIX_PATH="$staged" \
+          -DCSNN_EXAMPLES_DIR="$src/examples" -DCSNN_REQUIRED_VERSION="$1" > "$2" 2>&1
+    rc=$?
+    rm -rf "$tmp/build-cfg"
+    return $rc
+}
+for want in 99.0 0.99 1; do
+    if configure "$want" "$tmp/refuse.log"; then
         echo "find_package(csnn $want) succeeded"; exit 1
     fi
-    grep -q "csnnConfigVersion.cmake" "$tmp/refuse.log" || { cat "$tmp/refuse.log"; exit 1; }
+    grep -q "requested version" "$tmp/refuse.log" || { cat "$tmp/refuse.log"; exit 1; }
 done
+cmake_version=$(cmake --version | sed -n 's/^cmake version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+set -- $cmake_version
+if [ "$1" -gt 3 ] || { [ "$1" -eq 3 ] && [ "$2" -ge 19 ]; }; then
+    configure "0.1...<1" "$tmp/range.log" || { cat "$tmp/range.log"; echo "range 0.1...<1 refused"; exit 1; }
+    if configure "0.2...<1" "$tmp/range.log"; then echo "range 0.2...<1 accepted"; exit 1; fi
+fi
 echo "cmake consumer: OK"

@@ -1,6 +1,7 @@
 /* cpu_backend.c - the CPU backend's device lifecycle, memory entries,
  * parallel loop helper and its table. The compute entries live in the
  * other files of this folder, one per family. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,41 @@ static void cpu_close(void *dev)
     cpu_device *d = dev;
     if (!d) return;
     csnn__pool_destroy(d->pool);
+    free(d->scratch);
     free(d);
+}
+
+int csnn__cpu_force_generic;
+int csnn__cpu_sparse_mode;
+
+int csnn__cpu_use_avx512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return !csnn__cpu_force_generic && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+void *csnn__cpu_scratch(cpu_device *d, size_t bytes, const char *op)
+{
+    if (!d) {
+        csnn__error(CSNN_ERR_INVALID_ARGUMENT, "cpu %s: no device", op);
+        return NULL;
+    }
+    if (bytes <= d->scratch_bytes) return d->scratch;
+    free(d->scratch);
+    d->scratch = NULL;
+    d->scratch_bytes = 0;
+    size_t rounded = (bytes + 4095) & ~(size_t)4095;
+    if (rounded >= bytes) d->scratch = aligned_alloc(64, rounded);
+    if (!d->scratch) {
+        csnn__error(CSNN_ERR_OUT_OF_MEMORY, "cpu %s: cannot allocate %zu bytes of scratch", op,
+                    bytes);
+        return NULL;
+    }
+    d->scratch_bytes = rounded;
+    return d->scratch;
 }
 
 /* The processor's name from /proc/cpuinfo ("model name" on x86, "Model" or
@@ -218,4 +253,10 @@ const csnn_backend_ops csnn__cpu_backend_ops = {
     .loss = csnn__cpu_loss,
     .optim_step = csnn__cpu_optim_step,
     /* host_alloc / host_free: not needed, device memory is host memory. */
+    .neuron_pool_forward = csnn__cpu_neuron_pool_forward,
+    .neuron_pool_backward = csnn__cpu_neuron_pool_backward,
+    .conv2d_forward_sparse = csnn__cpu_conv2d_forward_sparse,
+    .conv2d_backward_sparse = csnn__cpu_conv2d_backward_sparse,
+    .linear_forward_sparse = csnn__cpu_linear_forward_sparse,
+    .linear_weight_grad_sparse = csnn__cpu_linear_weight_grad_sparse,
 };

@@ -14,21 +14,9 @@
 #include <limits.h>
 #include <string.h>
 
-#include "cpu_internal.h"
+#include "cpu_conv.h"
 
-#define CONV_MAX_LANES 12
-#define CONV_WORKSPACE_BUDGET ((size_t)64 << 20) /* lanes shrink to stay below */
-#define ALIGN_FLOATS(n) (((n) + 15) & ~(size_t)15)  /* 64-byte multiples */
-
-typedef struct {
-    const csnn_conv2d_desc *d;
-    int64_t in_size, out_size, hw_out, ckk;
-    size_t col_floats, w_floats; /* per-lane col buffer, one partial dW (aligned) */
-    int direct;                  /* 1x1, stride 1, no padding: col(x) = x */
-    int lanes;
-} conv_plan;
-
-static csnn_status conv_check(const char *op, const csnn_conv2d_desc *d)
+csnn_status csnn__cpu_conv_check(const char *op, const csnn_conv2d_desc *d)
 {
     CPU_NOT_NULL(op, d);
     if (d->n < 0 || d->c_in < 1 || d->h_in < 1 || d->w_in < 1 || d->c_out < 1 || d->kh < 1 ||
@@ -59,7 +47,7 @@ static csnn_status conv_check(const char *op, const csnn_conv2d_desc *d)
     return CSNN_OK;
 }
 
-static void conv_make_plan(const csnn_conv2d_desc *d, conv_plan *p)
+void csnn__cpu_conv_plan(const csnn_conv2d_desc *d, conv_plan *p)
 {
     p->d = d;
     p->in_size = (int64_t)d->c_in * d->h_in * d->w_in;
@@ -83,15 +71,9 @@ static float *lane_col(const conv_plan *p, void *workspace, int lane)
     return (float *)workspace + (size_t)lane * p->col_floats;
 }
 
-/* First image of lane l (lane l holds images [first(l), first(l + 1))). */
-static int64_t lane_first(const conv_plan *p, int64_t lane)
-{
-    return (int64_t)p->d->n * lane / p->lanes;
-}
-
 /* Output positions o in [*o0, *o1) read an input index o*stride - pad + k
  * inside [0, size). */
-static void valid_range(int k, int pad, int stride, int size, int out, int *o0, int *o1)
+void csnn__cpu_conv_valid_range(int k, int pad, int stride, int size, int out, int *o0, int *o1)
 {
     int lo = pad - k; /* o*stride >= pad - k */
     int a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
@@ -104,7 +86,7 @@ static void valid_range(int k, int pad, int stride, int size, int out, int *o0, 
 
 /* col [c_in*kh*kw, h_out*w_out] from one image x [c_in, h_in, w_in]
  * (to_col), or its adjoint: x += col2im(col) (x zeroed by the caller). */
-static void im2col_pass(const csnn_conv2d_desc *d, float *x, float *col, int to_col)
+void csnn__cpu_im2col(const csnn_conv2d_desc *d, float *x, float *col, int to_col)
 {
     const int64_t hw_out = (int64_t)d->h_out * d->w_out;
     const int sw = d->stride_w;
@@ -114,7 +96,7 @@ static void im2col_pass(const csnn_conv2d_desc *d, float *x, float *col, int to_
             for (int j = 0; j < d->kw; j++) {
                 float *row = col + ((int64_t)(c * d->kh + i) * d->kw + j) * hw_out;
                 int ow0, ow1;
-                valid_range(j, d->pad_w, sw, d->w_in, d->w_out, &ow0, &ow1);
+                csnn__cpu_conv_valid_range(j, d->pad_w, sw, d->w_in, d->w_out, &ow0, &ow1);
                 for (int oh = 0; oh < d->h_out; oh++) {
                     float *r = row + (int64_t)oh * d->w_out;
                     int ih = oh * d->stride_h - d->pad_h + i;
@@ -143,11 +125,14 @@ csnn_status csnn__cpu_conv2d_workspace(void *dev, const csnn_conv2d_desc *d, siz
     (void)dev;
     CPU_NOT_NULL("conv2d_workspace", bytes);
     *bytes = 0;
-    CSNN_TRY(conv_check("conv2d_workspace", d));
+    CSNN_TRY(csnn__cpu_conv_check("conv2d_workspace", d));
     conv_plan p;
-    conv_make_plan(d, &p);
-    /* backward's need (cols + partial dWs) covers forward's (cols); never 0 */
+    csnn__cpu_conv_plan(d, &p);
+    /* backward's need (cols + partial dWs) covers forward's (cols); the
+     * spike-sparse entries lay the same memory out their own way; never 0 */
     size_t floats = (size_t)p.lanes * p.col_floats + (size_t)(p.lanes - 1) * p.w_floats;
+    size_t sparse = csnn__cpu_conv_sparse_floats(&p);
+    if (sparse > floats) floats = sparse;
     *bytes = floats ? floats * sizeof(float) : 64;
     return CSNN_OK;
 }
@@ -161,41 +146,45 @@ typedef struct {
     void *ws;
 } conv_fwd_job;
 
+void csnn__cpu_conv_image_forward(const conv_plan *p, const float *xi, const float *w,
+                                  const float *b, float *yi, float *col)
+{
+    const csnn_conv2d_desc *d = p->d;
+    if (!p->direct) csnn__cpu_im2col(d, (float *)xi, col, 1);
+    csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->c_out, (int)p->hw_out,
+                    (int)p->ckk, 1.0f, w, (int)p->ckk, p->direct ? xi : col, (int)p->hw_out, 0.0f,
+                    yi, (int)p->hw_out);
+    if (b)
+        for (int co = 0; co < d->c_out; co++) {
+            float *row = yi + co * p->hw_out;
+            const float bc = b[co];
+            for (int64_t k = 0; k < p->hw_out; k++) row[k] += bc;
+        }
+}
+
 static void conv_fwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
     const conv_fwd_job *j = arg;
     const conv_plan *p = &j->p;
-    const csnn_conv2d_desc *d = p->d;
     float *col = lane_col(p, j->ws, (int)lane);
-    for (int64_t i = lane_first(p, lane); i < lane_first(p, lane + 1); i++) {
-        const float *xi = j->x + i * p->in_size;
-        float *yi = j->y + i * p->out_size;
-        if (!p->direct) im2col_pass(d, (float *)xi, col, 1);
-        csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->c_out, (int)p->hw_out,
-                    (int)p->ckk, 1.0f, j->w, (int)p->ckk, p->direct ? xi : col, (int)p->hw_out,
-                    0.0f, yi, (int)p->hw_out);
-        if (j->b)
-            for (int co = 0; co < d->c_out; co++) {
-                float *row = yi + co * p->hw_out;
-                const float bc = j->b[co];
-                for (int64_t k = 0; k < p->hw_out; k++) row[k] += bc;
-            }
-    }
+    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++)
+        csnn__cpu_conv_image_forward(p, j->x + i * p->in_size, j->w, j->b, j->y + i * p->out_size,
+                                     col);
 }
 
 csnn_status csnn__cpu_conv2d_forward(void *dev, const csnn_conv2d_desc *d, const float *x,
                                      const float *w, const float *b, float *y, void *workspace)
 {
     const cpu_device *dv = dev;
-    CSNN_TRY(conv_check("conv2d_forward", d));
+    CSNN_TRY(csnn__cpu_conv_check("conv2d_forward", d));
     if (d->n == 0) return CSNN_OK;
     CPU_NOT_NULL("conv2d_forward", x);
     CPU_NOT_NULL("conv2d_forward", w);
     CPU_NOT_NULL("conv2d_forward", y);
     if (d->has_bias) CPU_NOT_NULL("conv2d_forward", b);
     conv_fwd_job j = {.x = x, .w = w, .b = d->has_bias ? b : NULL, .y = y, .ws = workspace};
-    conv_make_plan(d, &j.p);
+    csnn__cpu_conv_plan(d, &j.p);
     if (j.p.col_floats) CPU_NOT_NULL("conv2d_forward", workspace);
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, conv_fwd_lane, &j);
     return CSNN_OK;
@@ -217,6 +206,20 @@ static float *lane_dw(const conv_bwd_job *j, int64_t lane)
                            (size_t)(lane - 1) * j->p.w_floats;
 }
 
+void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *dyi, float *dxi,
+                             float *col)
+{
+    const csnn_conv2d_desc *d = p->d;
+    const int hw = (int)p->hw_out, ckk = (int)p->ckk;
+    /* dcol [ckk, hw] = W^T [ckk, c_out] dy_i [c_out, hw] */
+    csnn__cpu_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, d->c_out, 1.0f, w, ckk, dyi,
+                    hw, 0.0f, p->direct ? dxi : col, hw);
+    if (!p->direct) {
+        memset(dxi, 0, sizeof(float) * (size_t)p->in_size);
+        csnn__cpu_im2col(d, dxi, col, 0);
+    }
+}
+
 static void conv_bwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
@@ -226,22 +229,14 @@ static void conv_bwd_lane(void *arg, int64_t lane, int worker)
     const int hw = (int)p->hw_out, ckk = (int)p->ckk;
     float *col = lane_col(p, j->ws, (int)lane);
     float *dw = lane_dw(j, lane);
-    int64_t first = lane_first(p, lane);
-    for (int64_t i = first; i < lane_first(p, lane + 1); i++) {
+    int64_t first = conv_lane_first(p, lane);
+    for (int64_t i = first; i < conv_lane_first(p, lane + 1); i++) {
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
-        if (!p->direct) im2col_pass(d, (float *)xi, col, 1);
+        if (!p->direct) csnn__cpu_im2col(d, (float *)xi, col, 1);
         /* dW [c_out, ckk] (+)= dy_i [c_out, hw] col^T [hw, ckk] */
         csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->c_out, ckk, hw, 1.0f, dyi, hw,
                     p->direct ? xi : col, hw, i == first ? 0.0f : 1.0f, dw, ckk);
-        if (!j->dx) continue;
-        float *dxi = j->dx + i * p->in_size;
-        /* dcol [ckk, hw] = W^T [ckk, c_out] dy_i [c_out, hw] */
-        csnn__cpu_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, d->c_out, 1.0f, j->w, ckk,
-                    dyi, hw, 0.0f, p->direct ? dxi : col, hw);
-        if (!p->direct) {
-            memset(dxi, 0, sizeof(float) * (size_t)p->in_size);
-            im2col_pass(d, dxi, col, 0);
-        }
+        if (j->dx) csnn__cpu_conv_image_dx(p, j->w, dyi, j->dx + i * p->in_size, col);
     }
 }
 
@@ -260,11 +255,11 @@ csnn_status csnn__cpu_conv2d_backward(void *dev, const csnn_conv2d_desc *d, cons
                                       float *db, void *workspace)
 {
     const cpu_device *dv = dev;
-    CSNN_TRY(conv_check("conv2d_backward", d));
+    CSNN_TRY(csnn__cpu_conv_check("conv2d_backward", d));
     CPU_NOT_NULL("conv2d_backward", dw);
     if (d->has_bias) CPU_NOT_NULL("conv2d_backward", db);
     conv_bwd_job j = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .ws = workspace};
-    conv_make_plan(d, &j.p);
+    csnn__cpu_conv_plan(d, &j.p);
     if (d->n == 0) {
         memset(dw, 0, sizeof(float) * (size_t)j.p.ckk * (size_t)d->c_out);
         if (d->has_bias) memset(db, 0, sizeof(float) * (size_t)d->c_out);

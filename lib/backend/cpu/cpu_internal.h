@@ -14,6 +14,10 @@
 typedef struct cpu_device {
     int n_threads;
     csnn_pool *pool;
+    /* Grow-only scratch memory for entries that have no workspace argument
+     * (csnn__cpu_scratch); one entry runs at a time on a device. */
+    void *scratch;
+    size_t scratch_bytes;
 } cpu_device;
 
 /* Returns INVALID_ARGUMENT naming the op when `ptr` is NULL. */
@@ -44,6 +48,27 @@ void csnn__cpu_parallel_for(const cpu_device *d, int64_t n, int64_t grain, cpu_r
                             void *arg);
 
 /* ---- helpers shared between families ---- */
+
+/** At least `bytes` (> 0) of 64-byte aligned scratch memory, valid until the
+ *  next call on the device (its content is not kept); NULL after setting
+ *  CSNN_ERR_OUT_OF_MEMORY (naming `op`) when it cannot be had. */
+void *csnn__cpu_scratch(cpu_device *d, size_t bytes, const char *op);
+
+/** 1 when the AVX-512 kernels of the sparse entries may run: the CPU and
+ *  the OS support AVX-512F and csnn__cpu_force_generic is 0. */
+int csnn__cpu_use_avx512(void);
+/** Tests set it to 1 to run the portable kernels on any CPU. */
+extern int csnn__cpu_force_generic;
+/** How the spike-sparse entries choose between their sparse and dense
+ *  kernels: 0 by the measured density thresholds (the default), 1 always
+ *  sparse, 2 always dense (for tests and benchmarks). */
+extern int csnn__cpu_sparse_mode;
+
+/** Number of pool workers an entry may see (worker indices are below it). */
+static inline int csnn__cpu_workers(const cpu_device *d)
+{
+    return d && d->n_threads > 1 ? d->n_threads : 1;
+}
 
 /** db[c] = sum over o, i of dy[o, c, i], accumulated in double, parallel
  *  over channels (cpu_gemm.c). */
@@ -105,6 +130,29 @@ csnn_status csnn__cpu_neuron_forward(void *dev, const csnn_neuron_desc *d, const
                                      float *s, float *h);
 csnn_status csnn__cpu_neuron_backward(void *dev, const csnn_neuron_desc *d, const float *grad_s,
                                       const float *h, float *grad_x);
+
+/* fused neuron + max-pool (cpu_neuron_pool.c) */
+csnn_status csnn__cpu_neuron_pool_forward(void *dev, const csnn_neuron_desc *nd,
+                                          const csnn_pool_desc *pd, const float *x, float *y,
+                                          uint8_t *argmax, float *h);
+csnn_status csnn__cpu_neuron_pool_backward(void *dev, const csnn_neuron_desc *nd,
+                                           const csnn_pool_desc *pd, const float *x,
+                                           const float *h, const uint8_t *argmax, const float *dy,
+                                           float *dx);
+
+/* spike-sparse convolution and linear layers (cpu_conv_sparse.c, cpu_linear_sparse.c) */
+csnn_status csnn__cpu_conv2d_forward_sparse(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                            const float *w, const float *b, float *y,
+                                            void *workspace);
+csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *d,
+                                             const float *x, const float *w, const float *dy,
+                                             float *dx, float *dw, float *db, void *workspace);
+csnn_status csnn__cpu_linear_forward_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
+                                            const float *x, const float *w, const float *b,
+                                            float *y);
+csnn_status csnn__cpu_linear_weight_grad_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
+                                                const float *x, const float *dy, float *dw,
+                                                float *db);
 
 csnn_status csnn__cpu_loss(void *dev, const csnn_loss_desc *d, const float *out,
                            const int32_t *labels, float *loss, float *grad);

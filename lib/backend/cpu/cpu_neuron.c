@@ -20,42 +20,14 @@
  *
  * Neurons are independent: the pool works on ranges of neurons, each range
  * in blocks of NEURON_BLOCK with the time loop outside and the neurons of the
- * block (vectorisable) inside, the state kept in small local arrays. */
-#include <math.h>
+ * block (vectorisable) inside, the state kept in small local arrays. The
+ * per-element code lives in cpu_neuron.h, shared with the fused neuron +
+ * max-pool entries (cpu_neuron_pool.c). */
+#include "cpu_neuron.h"
 
-#include "cpu_internal.h"
-
-#define NEURON_BLOCK 256
 #define NEURON_GRAIN 4096
 
-enum {
-    CHARGE_IF,
-    CHARGE_LIF_DECAY0,   /* decay_input, v_reset 0 or soft */
-    CHARGE_LIF_DECAY,    /* decay_input, v_reset != 0 */
-    CHARGE_LIF_NODECAY0, /* no decay_input, v_reset 0 or soft */
-    CHARGE_LIF_NODECAY   /* no decay_input, v_reset != 0 */
-};
-
-typedef struct {
-    const csnn_neuron_desc *d;
-    int charge, hard, shared, sigmoid;
-    float vth, vr, v0, tau, k_leak, c1, c2, alpha;
-    /* Backward coefficients, each 0 or 1 so that the selections they make
-     * are exact (x * 1 = x, y + 0 = y for finite values) and the loop has no
-     * branches: see neuron_bwd_step. */
-    float hard_f, keep_f, decay_f, cgh, cq, ck, tau_b;
-    const float *x, *gs, *h;
-    float *s, *h_out, *gx;
-} neuron_job;
-
-/* x >= 0 as 1 or 0 (0 for NaN), written so that GCC vectorises it under
- * -ftrapping-math. */
-static inline float heaviside(float x)
-{
-    return (float)(!(x < 0.0f) & (x == x));
-}
-
-static csnn_status neuron_setup(const char *op, const csnn_neuron_desc *d, neuron_job *j)
+csnn_status csnn__cpu_neuron_setup(const char *op, const csnn_neuron_desc *d, neuron_job *j)
 {
     CPU_NOT_NULL(op, d);
     if (d->kind != CSNN_NEURON_IF && d->kind != CSNN_NEURON_LIF)
@@ -106,35 +78,11 @@ static csnn_status neuron_setup(const char *op, const csnn_neuron_desc *d, neuro
     return CSNN_OK;
 }
 
-/* h[i] = charge(v[i], x[i]) for i < len */
-static void charge(const neuron_job *j, const float *v, const float *x, float *h, int len)
-{
-    const float tau = j->tau, vr = j->vr, k = j->k_leak;
-    switch (j->charge) {
-    case CHARGE_IF:
-        for (int i = 0; i < len; i++) h[i] = v[i] + x[i];
-        break;
-    case CHARGE_LIF_DECAY0:
-        for (int i = 0; i < len; i++) h[i] = v[i] + (x[i] - v[i]) / tau;
-        break;
-    case CHARGE_LIF_DECAY:
-        for (int i = 0; i < len; i++) h[i] = v[i] + (x[i] - (v[i] - vr)) / tau;
-        break;
-    case CHARGE_LIF_NODECAY0:
-        for (int i = 0; i < len; i++) h[i] = v[i] * k + x[i];
-        break;
-    default: /* CHARGE_LIF_NODECAY */
-        for (int i = 0; i < len; i++) h[i] = v[i] - (v[i] - vr) / tau + x[i];
-        break;
-    }
-}
-
 static void neuron_fwd_range(void *arg, int64_t m0, int64_t m1, int worker)
 {
     (void)worker;
     const neuron_job *j = arg;
     const int64_t M = j->d->m;
-    const float vth = j->vth, vr = j->vr;
     float v[NEURON_BLOCK], hbuf[NEURON_BLOCK];
     for (int64_t b = m0; b < m1; b += NEURON_BLOCK) {
         const int len = (int)(m1 - b < NEURON_BLOCK ? m1 - b : NEURON_BLOCK);
@@ -142,20 +90,8 @@ static void neuron_fwd_range(void *arg, int64_t m0, int64_t m1, int worker)
         for (int32_t t = 0; t < j->d->t; t++) {
             const int64_t off = (int64_t)t * M + b;
             float *h = j->h_out ? j->h_out + off : hbuf;
-            float *s = j->s + off;
-            charge(j, v, j->x + (j->shared ? b : off), h, len);
-            if (j->hard)
-                for (int i = 0; i < len; i++) {
-                    const float H = h[i], S = heaviside(H - vth);
-                    s[i] = S;
-                    v[i] = (1.0f - S) * H + S * vr;
-                }
-            else
-                for (int i = 0; i < len; i++) {
-                    const float H = h[i], S = heaviside(H - vth);
-                    s[i] = S;
-                    v[i] = H - S * vth;
-                }
+            neuron_charge(j, v, j->x + (j->shared ? b : off), h, len);
+            neuron_fire(j, h, j->s + off, v, len);
         }
     }
 }
@@ -164,7 +100,7 @@ csnn_status csnn__cpu_neuron_forward(void *dev, const csnn_neuron_desc *d, const
                                      float *s, float *h)
 {
     neuron_job j;
-    CSNN_TRY(neuron_setup("neuron_forward", d, &j));
+    CSNN_TRY(csnn__cpu_neuron_setup("neuron_forward", d, &j));
     if (d->m == 0) return CSNN_OK;
     CPU_NOT_NULL("neuron_forward", x);
     CPU_NOT_NULL("neuron_forward", s);
@@ -173,37 +109,6 @@ csnn_status csnn__cpu_neuron_forward(void *dev, const csnn_neuron_desc *d, const
     j.h_out = h;
     csnn__cpu_parallel_for(dev, d->m, NEURON_GRAIN, neuron_fwd_range, &j);
     return CSNN_OK;
-}
-
-/* One step back in time for neurons [0, len): from gs (dL/dS of this step)
- * and gv (dL/dV after this step, updated to dL/dV before it) into gx.
- * `sigmoid` is a constant at each call site, so each surrogate gets its own
- * loop. With x = H - v_th and S = heaviside(x):
- *   gS = gs + gv dV/dS   (dV/dS: hard v_reset - H, soft -v_th, 0 if detached)
- *   gH = surrogate(gS, x) + gv dV/dH   (dV/dH: hard 1 - S, soft 1) */
-static inline void neuron_bwd_step(const neuron_job *j, int len, const float *h, const float *gs,
-                                   float *gv, float *gx, const int sigmoid)
-{
-    const float vth = j->vth, vr = j->vr, hard = j->hard_f, keep = j->keep_f;
-    const float tau = j->tau_b, k = j->k_leak, decay = j->decay_f;
-    const float cgh = j->cgh, cq = j->cq, ck = j->ck;
-    const float c1 = j->c1, c2 = j->c2, alpha = j->alpha;
-    for (int i = 0; i < len; i++) {
-        const float H = h[i], x = H - vth, S = heaviside(x), g = gv[i];
-        const float gS = gs[i] + g * (hard * (vr - H) - (1.0f - hard) * vth) * keep;
-        float sg;
-        if (sigmoid) {
-            const float sx = 1.0f / (1.0f + expf(-(x * alpha)));
-            sg = gS * (1.0f - sx) * sx * alpha;
-        } else {
-            const float t = c2 * x;
-            sg = 1.0f / (1.0f + t * t) * c1 * gS;
-        }
-        const float gH = sg + g * (1.0f - hard * S);
-        const float q = gH / tau;
-        gx[i] = decay * q + (1.0f - decay) * gH;
-        gv[i] = cgh * gH - cq * q + ck * (gH * k);
-    }
 }
 
 static void neuron_bwd_range(void *arg, int64_t m0, int64_t m1, int worker)
@@ -218,10 +123,7 @@ static void neuron_bwd_range(void *arg, int64_t m0, int64_t m1, int worker)
         for (int32_t t = j->d->t - 1; t >= 0; t--) {
             const int64_t off = (int64_t)t * M + b;
             float *gx = j->shared ? tmp : j->gx + off;
-            if (j->sigmoid)
-                neuron_bwd_step(j, len, j->h + off, j->gs + off, gv, gx, 1);
-            else
-                neuron_bwd_step(j, len, j->h + off, j->gs + off, gv, gx, 0);
+            neuron_bwd(j, len, j->h + off, j->gs + off, gv, gx);
             if (j->shared)
                 for (int i = 0; i < len; i++) acc[i] += tmp[i];
         }
@@ -234,7 +136,7 @@ csnn_status csnn__cpu_neuron_backward(void *dev, const csnn_neuron_desc *d, cons
                                       const float *h, float *grad_x)
 {
     neuron_job j;
-    CSNN_TRY(neuron_setup("neuron_backward", d, &j));
+    CSNN_TRY(csnn__cpu_neuron_setup("neuron_backward", d, &j));
     if (d->m == 0) return CSNN_OK;
     CPU_NOT_NULL("neuron_backward", grad_s);
     CPU_NOT_NULL("neuron_backward", h);

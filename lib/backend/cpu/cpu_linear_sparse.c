@@ -1,0 +1,464 @@
+/* cpu_linear_sparse.c - fully connected layers with a mostly-zero input
+ * (dropped-out, pooled spikes): linear_forward_sparse, linear_weight_grad_sparse.
+ *
+ * w is [out, in] row-major: a column W[:, f] (what an active input f adds
+ * to the outputs) is strided. A transposed copy of all of w would cost as
+ * much memory traffic as the dense product (85 MB for the reference fc1),
+ * so w is transposed tile by tile into a per-worker buffer that stays in
+ * the L1/L2 cache: OB outputs x FB inputs, 16 x 16 blocks in registers.
+ *
+ * forward  y[r, o] = b[o] + sum over non-zero x[r, f] of x[r, f] W[o, f].
+ *          First each row's non-zero inputs are listed (f relative to its
+ *          block of FB inputs, and the value), with a start per block; then
+ *          one task per block of OB outputs: for each block of inputs, the
+ *          tile W[o-block, f-block] is transposed, and every row r adds
+ *          x[r, f] W^T[f, o-block] for its listed f (OB accumulators in
+ *          registers), into a [rows, OB] accumulator; the bias is added at
+ *          the end (as bias_add after gemm does).
+ * dW       dW[o, f] = sum over rows r with x[r, f] != 0 of dy[r, o] x[r, f].
+ *          One task per block of FB inputs: it lists, per input column f,
+ *          the rows with a non-zero x[r, f]; then per block of OB outputs it
+ *          sums dy[r, o-block] x[r, f] for each column f (zero when the column
+ *          is all zero) into a tile [FB, OB] and writes the tile transposed
+ *          into dw. db is bias_grad's channel sum, bit for bit.
+ * Every output element is summed by one task in a fixed order (ascending
+ * f, ascending r): the results do not depend on the thread count.
+ *
+ * The entries go the dense way (gemm, bias_add, bias_grad) when the input is
+ * too dense or the problem too small for the sparse kernels to win (the
+ * thresholds below, measured with tests/backend/bench_sparse.c). */
+#include <limits.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CSNN_HAVE_AVX512_KERNELS 1
+#define AVX512_TARGET __attribute__((target("avx512f,bmi,popcnt")))
+#endif
+
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15) /* floats in 64-byte multiples */
+#define LIN_OB 64  /* outputs per tile (4 AVX-512 accumulators) */
+#define LIN_FB 128 /* inputs per tile */
+
+/* Densities (non-zero inputs / all inputs) above which the dense path runs,
+ * and the size (rows * in * out multiply-adds) below which it always runs. */
+#define LIN_FWD_MAX_DENSITY 0.6
+#define LIN_DW_MAX_DENSITY 0.6
+#define LIN_GENERIC_MAX_DENSITY 0.15
+#define LIN_MIN_MACS ((int64_t)1 << 22)
+
+static csnn_status lin_check(const char *op, int64_t rows, int64_t in, int64_t out)
+{
+    CPU_NONNEG(op, rows);
+    CPU_NONNEG(op, in);
+    CPU_NONNEG(op, out);
+    if (rows > INT_MAX || in > INT_MAX || out > INT_MAX)
+        return csnn__error(CSNN_ERR_LIMIT, "cpu %s: sizes beyond 2^31 (rows %lld in %lld out %lld)",
+                           op, (long long)rows, (long long)in, (long long)out);
+    return CSNN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tile transposes                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* dst[c * ldd + r] = src[r * lds + c] for r < nr, c < nc (portable). */
+static void transpose_generic(const float *src, int64_t lds, int nr, int nc, float *dst,
+                              int64_t ldd)
+{
+    for (int r0 = 0; r0 < nr; r0 += 8)
+        for (int c = 0; c < nc; c++)
+            for (int r = r0; r < nr && r < r0 + 8; r++) dst[(int64_t)c * ldd + r] = src[r * lds + c];
+}
+
+#ifdef CSNN_HAVE_AVX512_KERNELS
+/* One 16 x 16 block: dst[c * ldd + r] = src[r * lds + c]. */
+static inline __attribute__((always_inline)) AVX512_TARGET void
+transpose16(const float *src, int64_t lds, float *dst, int64_t ldd)
+{
+    __m512 r[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    /* r[4i + j] now holds, in each 128-bit lane L, column 4L + j of rows
+     * 4i..4i+3. Gather the lanes: */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);      /* lanes 0,2 of rows 0-7 */
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);  /* lanes 1,3 */
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        /* column j (lane 0), 8 + j (lane 2), 4 + j (lane 1), 12 + j (lane 3) */
+        _mm512_storeu_ps(dst + (0 + j) * ldd, _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88));
+        _mm512_storeu_ps(dst + (8 + j) * ldd, _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD));
+        _mm512_storeu_ps(dst + (4 + j) * ldd, _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88));
+        _mm512_storeu_ps(dst + (12 + j) * ldd, _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD));
+    }
+}
+
+static AVX512_TARGET void transpose_avx512(const float *src, int64_t lds, int nr, int nc,
+                                           float *dst, int64_t ldd)
+{
+    const int fr = nr & ~15, fc = nc & ~15;
+    for (int r = 0; r < fr; r += 16)
+        for (int c = 0; c < fc; c += 16)
+            transpose16(src + r * lds + c, lds, dst + (int64_t)c * ldd + r, ldd);
+    if (fc < nc) transpose_generic(src + fc, lds, fr, nc - fc, dst + (int64_t)fc * ldd, ldd);
+    if (fr < nr) transpose_generic(src + fr * lds, lds, nr - fr, nc, dst + fr, ldd);
+}
+#endif
+
+static void transpose_tile(int avx512, const float *src, int64_t lds, int nr, int nc, float *dst,
+                           int64_t ldd)
+{
+#ifdef CSNN_HAVE_AVX512_KERNELS
+    if (avx512) {
+        transpose_avx512(src, lds, nr, nc, dst, ldd);
+        return;
+    }
+#endif
+    (void)avx512;
+    transpose_generic(src, lds, nr, nc, dst, ldd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t rows, in, out, nfb;
+    int avx512;
+    const float *x, *w, *b;
+    float *y;
+    /* row r's non-zero inputs: idx / val [r * in + k] (f - f0 of its block
+     * and x[r, f]), block fb's from start[r * (nfb + 1) + fb] on */
+    int32_t *idx, *start;
+    float *val;
+    int64_t *row_nnz;
+    float *work; /* per worker: work_floats */
+    size_t work_floats;
+} lin_fwd_job;
+
+static void list_rows(void *arg, int64_t r0, int64_t r1, int worker)
+{
+    (void)worker;
+    const lin_fwd_job *j = arg;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *restrict xr = j->x + r * j->in;
+        int32_t *restrict idx = j->idx + r * j->in;
+        float *restrict val = j->val + r * j->in;
+        int32_t *restrict start = j->start + r * (j->nfb + 1);
+        int32_t k = 0;
+        for (int64_t fb = 0; fb < j->nfb; fb++) {
+            const int64_t f0 = fb * LIN_FB, f1 = f0 + LIN_FB < j->in ? f0 + LIN_FB : j->in;
+            start[fb] = k;
+            for (int64_t f = f0; f < f1; f++) {
+                const float v = xr[f];
+                idx[k] = (int32_t)(f - f0);
+                val[k] = v;
+                k += v != 0.0f;
+            }
+        }
+        start[j->nfb] = k;
+        j->row_nnz[r] = k;
+    }
+}
+
+/* acc[r, 0:n] += sum over row r's listed inputs of val * wt[f, 0:n] for the
+ * rows, one block of inputs; wt rows are LIN_OB apart. */
+static void fwd_tile_generic(const lin_fwd_job *j, int64_t fb, const float *wt, float *acc, int n)
+{
+    for (int64_t r = 0; r < j->rows; r++) {
+        const int32_t *start = j->start + r * (j->nfb + 1);
+        const int32_t *idx = j->idx + r * j->in;
+        const float *val = j->val + r * j->in;
+        float *restrict a = acc + r * LIN_OB;
+        for (int32_t k = start[fb]; k < start[fb + 1]; k++) {
+            const float v = val[k];
+            const float *restrict wr = wt + (int64_t)idx[k] * LIN_OB;
+            for (int o = 0; o < n; o++) a[o] += v * wr[o];
+        }
+    }
+}
+
+#ifdef CSNN_HAVE_AVX512_KERNELS
+static AVX512_TARGET void fwd_tile_avx512(const lin_fwd_job *j, int64_t fb, const float *wt,
+                                          float *acc)
+{
+    for (int64_t r = 0; r < j->rows; r++) {
+        const int32_t *start = j->start + r * (j->nfb + 1);
+        const int32_t *idx = j->idx + r * j->in;
+        const float *val = j->val + r * j->in;
+        float *a = acc + r * LIN_OB;
+        const int32_t k1 = start[fb + 1];
+        int32_t k = start[fb];
+        if (k == k1) continue;
+        __m512 a0 = _mm512_loadu_ps(a), a1 = _mm512_loadu_ps(a + 16);
+        __m512 a2 = _mm512_loadu_ps(a + 32), a3 = _mm512_loadu_ps(a + 48);
+        for (; k < k1; k++) {
+            const __m512 v = _mm512_set1_ps(val[k]);
+            const float *wr = wt + (int64_t)idx[k] * LIN_OB;
+            a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(wr), a0);
+            a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(wr + 16), a1);
+            a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(wr + 32), a2);
+            a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(wr + 48), a3);
+        }
+        _mm512_storeu_ps(a, a0);
+        _mm512_storeu_ps(a + 16, a1);
+        _mm512_storeu_ps(a + 32, a2);
+        _mm512_storeu_ps(a + 48, a3);
+    }
+}
+#endif
+
+/* Task: outputs [o0, o0 + LIN_OB). */
+static void fwd_oblock(void *arg, int64_t ob, int worker)
+{
+    const lin_fwd_job *j = arg;
+    const int64_t o0 = ob * LIN_OB;
+    const int n = (int)(j->out - o0 < LIN_OB ? j->out - o0 : LIN_OB);
+    float *wt = j->work + (size_t)worker * j->work_floats; /* [LIN_FB][LIN_OB] */
+    float *acc = wt + LIN_FB * LIN_OB;                      /* [rows][LIN_OB] */
+    memset(acc, 0, sizeof(float) * (size_t)j->rows * LIN_OB);
+    if (n < LIN_OB) memset(wt, 0, sizeof(float) * LIN_FB * LIN_OB); /* padding columns */
+    for (int64_t fb = 0; fb < j->nfb; fb++) {
+        const int64_t f0 = fb * LIN_FB;
+        const int nf = (int)(j->in - f0 < LIN_FB ? j->in - f0 : LIN_FB);
+        transpose_tile(j->avx512, j->w + o0 * j->in + f0, j->in, n, nf, wt, LIN_OB);
+#ifdef CSNN_HAVE_AVX512_KERNELS
+        if (j->avx512) {
+            fwd_tile_avx512(j, fb, wt, acc);
+            continue;
+        }
+#endif
+        fwd_tile_generic(j, fb, wt, acc, n);
+    }
+    for (int64_t r = 0; r < j->rows; r++) {
+        float *restrict yr = j->y + r * j->out + o0;
+        const float *restrict a = acc + r * LIN_OB;
+        if (j->b)
+            for (int o = 0; o < n; o++) yr[o] = a[o] + j->b[o0 + o];
+        else
+            for (int o = 0; o < n; o++) yr[o] = a[o];
+    }
+}
+
+static int lin_small(int64_t rows, int64_t in, int64_t out)
+{
+    if (csnn__cpu_sparse_mode) return csnn__cpu_sparse_mode == 2;
+    return out < 16 || (double)rows * (double)in * (double)out < (double)LIN_MIN_MACS;
+}
+
+csnn_status csnn__cpu_linear_forward_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
+                                            const float *x, const float *w, const float *b,
+                                            float *y)
+{
+    static const char op[] = "linear_forward_sparse";
+    cpu_device *dv = dev;
+    CSNN_TRY(lin_check(op, rows, in, out));
+    if (rows == 0 || out == 0) return CSNN_OK;
+    CPU_NOT_NULL(op, y);
+    if (in > 0) {
+        CPU_NOT_NULL(op, x);
+        CPU_NOT_NULL(op, w);
+    }
+    const int avx512 = csnn__cpu_use_avx512();
+    if (in == 0 || lin_small(rows, in, out)) goto dense;
+    {
+        lin_fwd_job j = {.rows = rows, .in = in, .out = out, .avx512 = avx512, .x = x, .w = w,
+                         .b = b, .y = y};
+        j.nfb = (in + LIN_FB - 1) / LIN_FB;
+        j.work_floats = ALIGN16((size_t)LIN_FB * LIN_OB + (size_t)rows * LIN_OB);
+        const size_t list = ALIGN16((size_t)rows * (size_t)in);
+        const size_t starts = ALIGN16((size_t)rows * (size_t)(j.nfb + 1));
+        const size_t nnz = ALIGN16((size_t)rows * 2);
+        const size_t floats = 2 * list + starts + nnz + j.work_floats * csnn__cpu_workers(dv);
+        float *s = csnn__cpu_scratch(dv, floats * sizeof(float), op);
+        if (!s) return CSNN_ERR_OUT_OF_MEMORY;
+        j.idx = (int32_t *)s;
+        j.val = s + list;
+        j.start = (int32_t *)(s + 2 * list);
+        j.row_nnz = (int64_t *)(s + 2 * list + starts);
+        j.work = s + 2 * list + starts + nnz;
+        csnn__cpu_parallel_for(dv, rows, 1 + (1 << 15) / in, list_rows, &j);
+        int64_t total = 0;
+        for (int64_t r = 0; r < rows; r++) total += j.row_nnz[r];
+        const double max = avx512 ? LIN_FWD_MAX_DENSITY : LIN_GENERIC_MAX_DENSITY;
+        if (!csnn__cpu_sparse_mode && (double)total > max * (double)rows * (double)in)
+            goto dense;
+        csnn__pool_run(dv ? dv->pool : NULL, (out + LIN_OB - 1) / LIN_OB, fwd_oblock, &j);
+        return CSNN_OK;
+    }
+dense:
+    if (in == 0) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t o = 0; o < out; o++) y[r * out + o] = b ? b[o] : 0.0f;
+        return CSNN_OK;
+    }
+    CSNN_TRY(csnn__cpu_gemm(dev, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out));
+    if (b) CSNN_TRY(csnn__cpu_bias_add(dev, y, b, rows, out, 1));
+    return CSNN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Weight gradient                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t rows, in, out;
+    int avx512;
+    const float *x, *dy;
+    float *dw;
+    float *work; /* per worker: work_floats */
+    size_t work_floats;
+} lin_dw_job;
+
+/* Column lists of one block of inputs: for input f0 + c, its ccount[c]
+ * rows with a non-zero x, in crow / cval [c * rows + k] (ascending rows).
+ * Branch-free: a zero is written too, then overwritten by the next row. */
+static void list_columns(const lin_dw_job *j, int64_t f0, int nf, int32_t *restrict ccount,
+                         int32_t *restrict crow, float *restrict cval)
+{
+    const int64_t rows = j->rows;
+    for (int c = 0; c < nf; c++) ccount[c] = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = j->x + r * j->in + f0;
+        for (int c = 0; c < nf; c++) {
+            const float v = xr[c];
+            const int64_t at = c * rows + ccount[c];
+            crow[at] = (int32_t)r;
+            cval[at] = v;
+            ccount[c] += v != 0.0f;
+        }
+    }
+}
+
+/* tile[c, 0:n] = sum over column c's rows of val * dy[r, o0:o0 + n]. */
+static void dw_tile_generic(const lin_dw_job *j, int64_t o0, int n, int nf, const int32_t *ccount,
+                            const int32_t *crow, const float *cval, float *tile)
+{
+    for (int c = 0; c < nf; c++) {
+        float *restrict t = tile + (int64_t)c * LIN_OB;
+        for (int o = 0; o < n; o++) t[o] = 0.0f;
+        for (int64_t k = c * j->rows; k < c * j->rows + ccount[c]; k++) {
+            const float v = cval[k];
+            const float *restrict d = j->dy + (int64_t)crow[k] * j->out + o0;
+            for (int o = 0; o < n; o++) t[o] += v * d[o];
+        }
+    }
+}
+
+#ifdef CSNN_HAVE_AVX512_KERNELS
+static AVX512_TARGET void dw_tile_avx512(const lin_dw_job *j, int64_t o0, int n, int nf,
+                                         const int32_t *ccount, const int32_t *crow,
+                                         const float *cval, float *tile)
+{
+    /* the last vectors of a partial block of outputs are masked */
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; v++) {
+        const int left = n - 16 * v;
+        mk[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    }
+    for (int c = 0; c < nf; c++) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t k = c * j->rows; k < c * j->rows + ccount[c]; k++) {
+            const __m512 v = _mm512_set1_ps(cval[k]);
+            const float *d = j->dy + (int64_t)crow[k] * j->out + o0;
+            a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[0], d), a0);
+            a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[1], d + 16), a1);
+            a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[2], d + 32), a2);
+            a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[3], d + 48), a3);
+        }
+        float *t = tile + (int64_t)c * LIN_OB;
+        _mm512_storeu_ps(t, a0);
+        _mm512_storeu_ps(t + 16, a1);
+        _mm512_storeu_ps(t + 32, a2);
+        _mm512_storeu_ps(t + 48, a3);
+    }
+}
+#endif
+
+/* Task: inputs [f0, f0 + LIN_FB), every output. */
+static void dw_fblock(void *arg, int64_t fb, int worker)
+{
+    const lin_dw_job *j = arg;
+    const int64_t f0 = fb * LIN_FB;
+    const int nf = (int)(j->in - f0 < LIN_FB ? j->in - f0 : LIN_FB);
+    float *tile = j->work + (size_t)worker * j->work_floats; /* [LIN_FB][LIN_OB] */
+    int32_t *ccount = (int32_t *)(tile + LIN_FB * LIN_OB);   /* LIN_FB */
+    int32_t *crow = ccount + LIN_FB;                         /* LIN_FB * rows */
+    float *cval = (float *)(crow + (size_t)j->rows * LIN_FB);
+    list_columns(j, f0, nf, ccount, crow, cval);
+    for (int64_t o0 = 0; o0 < j->out; o0 += LIN_OB) {
+        const int n = (int)(j->out - o0 < LIN_OB ? j->out - o0 : LIN_OB);
+#ifdef CSNN_HAVE_AVX512_KERNELS
+        if (j->avx512)
+            dw_tile_avx512(j, o0, n, nf, ccount, crow, cval, tile);
+        else
+#endif
+            dw_tile_generic(j, o0, n, nf, ccount, crow, cval, tile);
+        /* dw[o0 + o, f0 + c] = tile[c, o] */
+        transpose_tile(j->avx512, tile, LIN_OB, nf, n, j->dw + o0 * j->in + f0, j->in);
+    }
+}
+
+csnn_status csnn__cpu_linear_weight_grad_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
+                                                const float *x, const float *dy, float *dw,
+                                                float *db)
+{
+    static const char op[] = "linear_weight_grad_sparse";
+    cpu_device *dv = dev;
+    CSNN_TRY(lin_check(op, rows, in, out));
+    if (out == 0) return CSNN_OK;
+    if (in > 0) CPU_NOT_NULL(op, dw);
+    if (rows > 0) {
+        CPU_NOT_NULL(op, dy);
+        if (in > 0) CPU_NOT_NULL(op, x);
+    }
+    const int avx512 = csnn__cpu_use_avx512();
+    if (in > 0) {
+        if (rows == 0) {
+            memset(dw, 0, sizeof(float) * (size_t)in * (size_t)out);
+        } else {
+            const double max = avx512 ? LIN_DW_MAX_DENSITY : LIN_GENERIC_MAX_DENSITY;
+            double dens = 0.0;
+            if (!lin_small(rows, in, out) && !csnn__cpu_sparse_mode) {
+                double nz = 0.0;
+                CSNN_TRY(csnn__cpu_reduce(dev, CSNN_REDUCE_COUNT_NONZERO, x, rows * in, &nz));
+                dens = nz / ((double)rows * (double)in);
+            }
+            if (lin_small(rows, in, out) || dens > max) {
+                CSNN_TRY(csnn__cpu_gemm(dev, 1, 0, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw,
+                                        in));
+            } else {
+                lin_dw_job j = {.rows = rows, .in = in, .out = out, .avx512 = avx512, .x = x,
+                                .dy = dy, .dw = dw};
+                j.work_floats =
+                    ALIGN16((size_t)LIN_FB * LIN_OB + LIN_FB + 2 * (size_t)rows * LIN_FB);
+                float *s = csnn__cpu_scratch(
+                    dv, j.work_floats * sizeof(float) * csnn__cpu_workers(dv), op);
+                if (!s) return CSNN_ERR_OUT_OF_MEMORY;
+                j.work = s;
+                csnn__pool_run(dv ? dv->pool : NULL, (in + LIN_FB - 1) / LIN_FB, dw_fblock, &j);
+            }
+        }
+    }
+    if (db) CSNN_TRY(csnn__cpu_bias_grad(dev, dy, db, rows, out, 1));
+    return CSNN_OK;
+}

@@ -1,0 +1,187 @@
+/* cpu_neuron_pool.c - spiking neurons followed by max pooling, fused.
+ *
+ * The composition neuron_forward + maxpool_forward writes and re-reads the
+ * full-resolution spikes [T, M] (and backward the full-resolution dL/dS);
+ * here each task owns whole planes (one channel of one image, h_in x w_in
+ * neurons) and runs all T steps of a plane in a row, the plane's state and
+ * spikes in small per-worker buffers that stay in the L1/L2 cache:
+ *
+ *   forward   per step t: H, S, V of the plane's neurons (cpu_neuron.h),
+ *             H written to h only when h != NULL, then the plane's spikes
+ *             pooled (cpu_pool.h) into y[t] and argmax[t];
+ *   backward  H from h, or recomputed by re-running the forward recurrence
+ *             from x when h == NULL (T steps per neuron: cheap, and x_shared
+ *             layers then keep no [T, M] buffer at all); then from t = T-1
+ *             down: dL/dS[t] of the plane = dy[t] routed to each window's
+ *             argmax (zero elsewhere; overlapping windows accumulate in
+ *             window order), one step of the neurons' backward through time
+ *             (which carries dL/dV through every neuron, fired or not, argmax
+ *             or not, and through neurons no window covers).
+ *
+ * Every element is computed by the same code and in the same order as by
+ * the composition, so the results are bit for bit those of neuron_forward +
+ * maxpool_forward and maxpool_backward + neuron_backward. Planes are
+ * independent: the results do not depend on the thread count. */
+#include <string.h>
+
+#include "cpu_neuron.h"
+#include "cpu_pool.h"
+
+typedef struct {
+    neuron_job j; /* the neuron constants (its pointers unused) */
+    const csnn_pool_desc *pd;
+    int64_t plane, out_plane, planes_per_step, m;
+    int32_t steps;
+    const float *x, *h_in, *dy;
+    const uint8_t *argmax_in;
+    float *y, *h_out, *dx;
+    uint8_t *argmax;
+    float *scratch;       /* per worker: ws_floats floats */
+    size_t ws_floats;
+} npool_job;
+
+/* Checks both descriptors and that they describe the same tensor. */
+static csnn_status npool_setup(const char *op, const csnn_neuron_desc *nd,
+                               const csnn_pool_desc *pd, npool_job *np)
+{
+    memset(np, 0, sizeof *np);
+    CSNN_TRY(csnn__cpu_neuron_setup(op, nd, &np->j));
+    CSNN_TRY(csnn__cpu_pool_check(op, pd));
+    const int64_t plane = (int64_t)pd->h_in * pd->w_in;
+    if (nd->m % plane != 0 || pd->planes != (int64_t)nd->t * (nd->m / plane))
+        return csnn__error(CSNN_ERR_SHAPE,
+                           "cpu %s: %lld neurons per step over %d steps are not %lld planes of "
+                           "%dx%d",
+                           op, (long long)nd->m, nd->t, (long long)pd->planes, pd->h_in, pd->w_in);
+    np->pd = pd;
+    np->plane = plane;
+    np->out_plane = (int64_t)pd->h_out * pd->w_out;
+    np->planes_per_step = nd->m / plane;
+    np->m = nd->m;
+    np->steps = nd->t;
+    return CSNN_OK;
+}
+
+static float *worker_scratch(const npool_job *np, int worker)
+{
+    return np->scratch + (size_t)worker * np->ws_floats;
+}
+
+/* The forward recurrence of plane p: H of step t into hs(t) (h_out's plane
+ * when writing h, else `hbuf`), spikes into s; `pool` pools them as it goes. */
+static void plane_forward(const npool_job *np, int64_t p, float *v, float *hbuf, size_t hbuf_step,
+                          float *s, int pool)
+{
+    const neuron_job *j = &np->j;
+    const int64_t plane = np->plane;
+    for (int64_t i = 0; i < plane; i++) v[i] = j->v0;
+    for (int32_t t = 0; t < np->steps; t++) {
+        const int64_t off = (int64_t)t * np->m + p * plane;
+        const float *xt = np->x + (j->shared ? p * plane : off);
+        float *ht = np->h_out ? np->h_out + off : hbuf + (size_t)t * hbuf_step;
+        for (int64_t b = 0; b < plane; b += NEURON_BLOCK) {
+            const int len = (int)(plane - b < NEURON_BLOCK ? plane - b : NEURON_BLOCK);
+            neuron_charge(j, v + b, xt + b, ht + b, len);
+            neuron_fire(j, ht + b, s + b, v + b, len);
+        }
+        if (pool) {
+            const int64_t o = ((int64_t)t * np->planes_per_step + p) * np->out_plane;
+            pool_plane_forward(np->pd, s, np->y + o, np->argmax ? np->argmax + o : NULL);
+        }
+    }
+}
+
+static void npool_fwd_range(void *arg, int64_t p0, int64_t p1, int worker)
+{
+    const npool_job *np = arg;
+    float *v = worker_scratch(np, worker), *hbuf = v + np->plane, *s = hbuf + np->plane;
+    for (int64_t p = p0; p < p1; p++) plane_forward(np, p, v, hbuf, 0, s, 1);
+}
+
+/* Planes per task: about 32K neuron-steps, at least one plane. */
+static int64_t npool_grain(const npool_job *np)
+{
+    return 1 + (1 << 15) / (np->plane * np->steps);
+}
+
+csnn_status csnn__cpu_neuron_pool_forward(void *dev, const csnn_neuron_desc *nd,
+                                          const csnn_pool_desc *pd, const float *x, float *y,
+                                          uint8_t *argmax, float *h)
+{
+    static const char op[] = "neuron_pool_forward";
+    npool_job np;
+    CSNN_TRY(npool_setup(op, nd, pd, &np));
+    if (nd->m == 0) return CSNN_OK;
+    CPU_NOT_NULL(op, x);
+    CPU_NOT_NULL(op, y);
+    np.x = x;
+    np.y = y;
+    np.argmax = argmax;
+    np.h_out = h;
+    /* v, H (when h is NULL) and S of one plane per worker */
+    np.ws_floats = ((size_t)np.plane * 3 + 15) & ~(size_t)15;
+    np.scratch = csnn__cpu_scratch(dev, np.ws_floats * sizeof(float) * csnn__cpu_workers(dev), op);
+    if (!np.scratch) return CSNN_ERR_OUT_OF_MEMORY;
+    csnn__cpu_parallel_for(dev, np.planes_per_step, npool_grain(&np), npool_fwd_range, &np);
+    return CSNN_OK;
+}
+
+static void npool_bwd_range(void *arg, int64_t p0, int64_t p1, int worker)
+{
+    const npool_job *np = arg;
+    const neuron_job *j = &np->j;
+    const int64_t plane = np->plane;
+    float *gv = worker_scratch(np, worker), *gs = gv + plane, *tmp = gs + plane;
+    float *acc = tmp + plane, *hs = acc + plane; /* hs: [T][plane] when recomputing */
+    for (int64_t p = p0; p < p1; p++) {
+        if (!np->h_in) {
+            /* tmp and gs serve as the state and the spikes here */
+            plane_forward(np, p, tmp, hs, (size_t)plane, gs, 0);
+        }
+        for (int64_t i = 0; i < plane; i++) gv[i] = acc[i] = 0.0f;
+        for (int32_t t = np->steps - 1; t >= 0; t--) {
+            const int64_t off = (int64_t)t * np->m + p * plane;
+            const int64_t o = ((int64_t)t * np->planes_per_step + p) * np->out_plane;
+            memset(gs, 0, sizeof(float) * (size_t)plane);
+            pool_plane_backward(np->pd, np->dy + o, np->argmax_in + o, gs);
+            const float *ht = np->h_in ? np->h_in + off : hs + (size_t)t * plane;
+            float *gx = j->shared ? tmp : np->dx + off;
+            for (int64_t b = 0; b < plane; b += NEURON_BLOCK) {
+                const int len = (int)(plane - b < NEURON_BLOCK ? plane - b : NEURON_BLOCK);
+                neuron_bwd(j, len, ht + b, gs + b, gv + b, gx + b);
+            }
+            if (j->shared)
+                for (int64_t i = 0; i < plane; i++) acc[i] += tmp[i];
+        }
+        if (j->shared) memcpy(np->dx + p * plane, acc, sizeof(float) * (size_t)plane);
+    }
+}
+
+csnn_status csnn__cpu_neuron_pool_backward(void *dev, const csnn_neuron_desc *nd,
+                                           const csnn_pool_desc *pd, const float *x,
+                                           const float *h, const uint8_t *argmax, const float *dy,
+                                           float *dx)
+{
+    static const char op[] = "neuron_pool_backward";
+    npool_job np;
+    CSNN_TRY(npool_setup(op, nd, pd, &np));
+    if (nd->m == 0) return CSNN_OK;
+    if (!h && !x)
+        return csnn__error(CSNN_ERR_INVALID_ARGUMENT,
+                           "cpu %s: arguments 'h' and 'x' are both NULL (one is needed)", op);
+    CPU_NOT_NULL(op, argmax);
+    CPU_NOT_NULL(op, dy);
+    CPU_NOT_NULL(op, dx);
+    np.x = x;
+    np.h_in = h;
+    np.argmax_in = argmax;
+    np.dy = dy;
+    np.dx = dx;
+    /* gv, gs, tmp, acc and, when recomputing, H of all steps */
+    size_t floats = (size_t)np.plane * (4 + (h ? 0 : (size_t)np.steps));
+    np.ws_floats = (floats + 15) & ~(size_t)15;
+    np.scratch = csnn__cpu_scratch(dev, np.ws_floats * sizeof(float) * csnn__cpu_workers(dev), op);
+    if (!np.scratch) return CSNN_ERR_OUT_OF_MEMORY;
+    csnn__cpu_parallel_for(dev, np.planes_per_step, npool_grain(&np), npool_bwd_range, &np);
+    return CSNN_OK;
+}

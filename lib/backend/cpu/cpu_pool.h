@@ -1,0 +1,79 @@
+/* cpu_pool.h - max pooling's per-window code, shared by the max-pool
+ * entries (cpu_pool.c) and the fused neuron + max-pool entries
+ * (cpu_neuron_pool.c). */
+#ifndef CSNN_CPU_POOL_H
+#define CSNN_CPU_POOL_H
+
+#include <string.h>
+
+#include "cpu_internal.h"
+
+/** Checks a pooling descriptor (no padding, floor mode, 1 <= k <= 16);
+ *  errors name `op`. */
+csnn_status csnn__cpu_pool_check(const char *op, const csnn_pool_desc *d);
+
+#define POOL_ROW 128 /* outputs of one row handled together */
+
+/* Row segments of outputs are processed window element by window element,
+ * so that the inner loop runs across outputs without branches. In window
+ * order, v replaces the best so far when v > best or v is NaN (PyTorch's
+ * rule): written as !(v <= best) & (best == best) | (v != v), which is the
+ * same for every input and lets GCC vectorise under -ftrapping-math. */
+static inline void pool_window_step(const float *win, const int s, int n, int32_t idx,
+                                    float *best, int32_t *arg_best)
+{
+    for (int i = 0; i < n; i++) {
+        const float v = win[(int64_t)i * s], bv = best[i];
+        const int take = (!(v <= bv) & (bv == bv)) | (v != v);
+        best[i] = take ? v : bv;
+        arg_best[i] = take ? idx : arg_best[i];
+    }
+}
+
+/* Pools one plane x [h_in, w_in] into y [h_out, w_out] and, when argmax is
+ * not NULL, the window index of each first maximum. */
+static inline void pool_plane_forward(const csnn_pool_desc *d, const float *x, float *y,
+                                      uint8_t *argmax)
+{
+    const int k = d->k, s = d->stride;
+    float best[POOL_ROW];
+    int32_t arg_best[POOL_ROW];
+    for (int oh = 0; oh < d->h_out; oh++)
+        for (int ow0 = 0; ow0 < d->w_out; ow0 += POOL_ROW) {
+            const int n = d->w_out - ow0 < POOL_ROW ? d->w_out - ow0 : POOL_ROW;
+            const float *base = x + (int64_t)oh * s * d->w_in + (int64_t)ow0 * s;
+            for (int i = 0; i < n; i++) {
+                best[i] = base[(int64_t)i * s];
+                arg_best[i] = 0;
+            }
+            for (int a = 0; a < k; a++)
+                for (int b = a == 0; b < k; b++) { /* (0, 0) is the seed */
+                    const float *win = base + (int64_t)a * d->w_in + b;
+                    const int32_t idx = a * k + b;
+                    if (s == 2) /* the usual case, as a constant stride */
+                        pool_window_step(win, 2, n, idx, best, arg_best);
+                    else
+                        pool_window_step(win, s, n, idx, best, arg_best);
+                }
+            const int64_t o = (int64_t)oh * d->w_out + ow0;
+            memcpy(y + o, best, sizeof(float) * (size_t)n);
+            if (argmax)
+                for (int i = 0; i < n; i++) argmax[o + i] = (uint8_t)arg_best[i];
+        }
+}
+
+/* dx [h_in, w_in] (zeroed by the caller) += dy [h_out, w_out] routed to each
+ * window's argmax, window by window in row-major order (so overlapping
+ * windows accumulate in the same order everywhere). */
+static inline void pool_plane_backward(const csnn_pool_desc *d, const float *dy,
+                                       const uint8_t *argmax, float *dx)
+{
+    const int k = d->k, s = d->stride;
+    for (int oh = 0; oh < d->h_out; oh++)
+        for (int ow = 0; ow < d->w_out; ow++) {
+            int a = argmax[oh * d->w_out + ow];
+            dx[(int64_t)(oh * s + a / k) * d->w_in + ow * s + a % k] += dy[oh * d->w_out + ow];
+        }
+}
+
+#endif /* CSNN_CPU_POOL_H */
