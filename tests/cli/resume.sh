@@ -43,6 +43,11 @@ out_has "finished after $EPOCHS epochs"
 [ "$(cut -d, -f1 run.csv | tr '\n' ' ')" = "epoch 1 2 3 4 5 6 7 8 9 10 11 12 " ] ||
     fail "run.csv epochs after resuming: $(cut -d, -f1 run.csv | tr '\n' ' ')"
 
+# resuming a run that has ended trains nothing
+expect 0 "$CSNN" train --data data --val-split 0.2 --out m.csnn --resume m.csnn.last --quiet
+out_has "had already ended (the epoch limit)"
+out_has "best epoch:"
+
 # the same run without an interruption: the same metrics (bit for bit on
 # the CPU), apart from the wall time
 expect 0 "$CSNN" train "$@" --out full.csnn --log full.csv --quiet

@@ -64,7 +64,7 @@ rm data/happy/broken.png
 
 # a tiny time limit: no epoch finishes, nothing is saved, exit 0
 expect 0 "$CSNN" train --data data --out t.csnn --spec tiny.spec --epochs 5 --max-minutes 0.00001 --quiet
-out_has "no epoch finished"
+out_has "no epoch finished within the time limit: nothing was saved"
 [ ! -e t.csnn ] || fail "t.csnn was written"
 
 # ---- eval
@@ -105,6 +105,20 @@ fi
 mkdir -p other/cats && cp test/happy/00000.* other/cats/
 expect 1 "$CSNN" eval --model m.csnn --data other
 err_has "CSNN_ERR_NOT_FOUND"
+
+# a FER2013 CSV (labels 0..6, 48x48 pixels per row); --usage picks rows
+awk 'BEGIN {
+    print "emotion,pixels,Usage"
+    for (r = 0; r < 21; r++) {
+        line = (r % 7) ","
+        for (p = 0; p < 2304; p++) line = line (p ? " " : "") ((p * 7 + r * 13) % 256)
+        print line "," (r < 14 ? "Training" : "PublicTest")
+    }
+}' >fer.csv
+expect 0 "$CSNN" eval --model m.csnn --data fer.csv --usage PublicTest --json
+json_check out.txt 'assert d["n"] == 7 and all(p["support"] == 1 for p in d["per_class"]), d'
+expect 0 "$CSNN" eval --model m.csnn --data fer.csv --json
+json_check out.txt 'assert d["n"] == 21, d["n"]'
 
 # ---- predict
 img1=$(ls test/happy/* | head -n 1)
