@@ -24,6 +24,14 @@ void csnn_epoch_metrics_init(csnn_epoch_metrics *m)
     m->size = sizeof *m;
 }
 
+csnn_status csnn_trainer_stop_reason(const csnn_trainer *t, int32_t *reason)
+{
+    CSNN_ARG_NOT_NULL(t);
+    CSNN_ARG_NOT_NULL(reason);
+    *reason = t->fit.stop_reason;
+    return CSNN_OK;
+}
+
 csnn_status csnn_trainer_history(const csnn_trainer *t, size_t *epochs)
 {
     CSNN_ARG_NOT_NULL(t);
@@ -197,6 +205,7 @@ csnn_status csnn_trainer_fit(csnn_trainer *t, const csnn_dataset *train, const c
                                o.progress_every);
     }
     csnn_model *m = t->model;
+    t->fit.stop_reason = CSNN_STOP_ERROR;
     CSNN_TRY(csnn__check_dataset_shape(m, train));
     if (train->n == 0)
         return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "csnn_trainer_fit: the training set is empty");
@@ -242,7 +251,10 @@ csnn_status csnn_trainer_fit(csnn_trainer *t, const csnn_dataset *train, const c
     int stop = 0;
     while (st == CSNN_OK && !stop && t->fit.next_epoch < s->epochs) {
         int32_t epoch = t->fit.next_epoch;
-        if (val && s->patience > 0 && t->fit.bad_epochs >= s->patience) break; /* early stop */
+        if (val && s->patience > 0 && t->fit.bad_epochs >= s->patience) {
+            t->fit.stop_reason = CSNN_STOP_EARLY;
+            break;
+        }
         csnn_epoch_metrics em;
         csnn_epoch_metrics_init(&em);
         em.epoch = epoch;
@@ -299,6 +311,14 @@ csnn_status csnn_trainer_fit(csnn_trainer *t, const csnn_dataset *train, const c
         }
     }
     t->current_lr = s->lr;
+    if (st != CSNN_OK)
+        t->fit.stop_reason = CSNN_STOP_ERROR;
+    else if (stop)
+        t->fit.stop_reason = stop == 2 ? CSNN_STOP_CALLBACK : CSNN_STOP_TIME;
+    else if (t->fit.stop_reason != CSNN_STOP_EARLY)
+        t->fit.stop_reason = val && s->patience > 0 && t->fit.bad_epochs >= s->patience
+                                 ? CSNN_STOP_EARLY
+                                 : CSNN_STOP_EPOCHS;
     csnn__batcher_destroy(tb);
     free(train_map);
     free(val_map);

@@ -29,6 +29,7 @@ typedef struct fit_state {
     double best_accuracy; /* -1 before the first validation */
     int32_t best_epoch;
     int32_t bad_epochs;  /* epochs since the last improvement */
+    int32_t stop_reason; /* csnn_stop_reason of the last fit (not saved) */
     size_t n_history, cap_history;
     csnn_epoch_metrics *history;
 } fit_state;

@@ -115,7 +115,12 @@ static void test_fit_files_and_history(void **state)
     progress_log log = {0};
     o.progress = on_progress;
     o.progress_user_data = &log;
+    int32_t reason;
+    CHECK_OK(csnn_trainer_stop_reason(t, &reason));
+    assert_int_equal(reason, CSNN_STOP_NONE);
     CHECK_OK(csnn_trainer_fit(t, train_ds, val_ds, &o));
+    CHECK_OK(csnn_trainer_stop_reason(t, &reason));
+    assert_int_equal(reason, CSNN_STOP_EPOCHS);
     size_t epochs;
     CHECK_OK(csnn_trainer_history(t, &epochs));
     assert_int_equal(epochs, 3);
@@ -237,6 +242,9 @@ static void test_resume_equivalence(void **state)
     o.progress = on_progress;
     o.progress_user_data = &log;
     CHECK_STATUS(csnn_trainer_fit(b, train_ds, val_ds, &o), CSNN_STOPPED);
+    int32_t reason;
+    CHECK_OK(csnn_trainer_stop_reason(b, &reason));
+    assert_int_equal(reason, CSNN_STOP_CALLBACK);
     size_t n;
     CHECK_OK(csnn_trainer_history(b, &n));
     assert_int_equal(n, 2);
@@ -273,6 +281,17 @@ static void test_early_stop_and_no_validation(void **state)
     size_t n;
     CHECK_OK(csnn_trainer_history(t, &n));
     assert_int_equal(n, 3);
+    int32_t reason;
+    CHECK_OK(csnn_trainer_stop_reason(t, &reason));
+    assert_int_equal(reason, CSNN_STOP_EARLY);
+    /* a wall-time limit already spent: no epoch runs */
+    CHECK_OK(csnn_trainer_set_param(t, CSNN_TRAIN_MAX_SECONDS, 1e-9));
+    CHECK_OK(csnn_trainer_set_param(t, CSNN_TRAIN_PATIENCE, 0));
+    CHECK_OK(csnn_trainer_fit(t, train_ds, val_ds, NULL));
+    CHECK_OK(csnn_trainer_stop_reason(t, &reason));
+    assert_int_equal(reason, CSNN_STOP_TIME);
+    CHECK_OK(csnn_trainer_history(t, &n));
+    assert_int_equal(n, 0);
     csnn_trainer_destroy(t);
     csnn_model_destroy(m);
     /* without validation: no early stop; every epoch saves the model */

@@ -34,6 +34,7 @@
 
 #include "csnn_errors.h"
 #include "csnn_export.h"
+#include "csnn_kinds.h"
 #include "csnn_version.h"
 
 #ifdef __cplusplus
@@ -131,6 +132,16 @@ typedef enum csnn_lr_schedule {
     CSNN_LR_COSINE = 1    /**< cosine annealing per epoch from the learning rate to MIN_LR
                                over EPOCHS epochs (PyTorch's CosineAnnealingLR) */
 } csnn_lr_schedule;
+
+/** Why csnn_trainer_fit ended (csnn_trainer_stop_reason). */
+typedef enum csnn_stop_reason {
+    CSNN_STOP_NONE = 0,     /**< fit has not run (or has not ended) */
+    CSNN_STOP_EPOCHS = 1,   /**< the epoch limit was reached */
+    CSNN_STOP_EARLY = 2,    /**< early stopping: no better validation accuracy for PATIENCE epochs */
+    CSNN_STOP_TIME = 3,     /**< the wall-time limit */
+    CSNN_STOP_CALLBACK = 4, /**< the progress callback asked to stop */
+    CSNN_STOP_ERROR = 5     /**< an error ended it */
+} csnn_stop_reason;
 
 /** What a progress report is about (csnn_progress.phase). */
 typedef enum csnn_progress_phase {
@@ -244,10 +255,10 @@ typedef int (*csnn_progress_fn)(void *user_data, const csnn_progress *progress);
 typedef struct csnn_fit_options {
     size_t size;
     const char *output;       /**< where the best model is saved (atomically) whenever the
-                                   validation accuracy improves; "<output>.last" keeps the
+                                   validation accuracy improves; "OUTPUT.last" keeps the
                                    last checkpoint (optimiser and trainer state). NULL
                                    (default): no files are written */
-    const char *resume;       /**< a "<output>.last" checkpoint to continue from; NULL
+    const char *resume;       /**< a "OUTPUT.last" checkpoint to continue from; NULL
                                    (default) starts afresh */
     csnn_progress_fn progress; /**< NULL (default): no reports */
     void *progress_user_data;
@@ -284,8 +295,9 @@ CSNN_API void csnn_class_metrics_init(csnn_class_metrics *m);
  * libcsnn, or at $CSNN_CUDA_MODULE) on first use.
  *
  * Errors: INVALID_ARGUMENT (out NULL, malformed device string),
- * ABI_STRUCT_SIZE, NOT_FOUND (unknown backend name), BACKEND_UNAVAILABLE (the
- * module or runtime is missing, no GPU, device index out of range),
+ * ABI_STRUCT_SIZE, BACKEND_UNAVAILABLE (no backend of that name is built in,
+ * registered or loadable as module libcsnn-NAME.so; the CUDA runtime or a
+ * GPU is missing; the device index is out of range),
  * OUT_OF_MEMORY. *out is NULL on failure. Thread-safe. @since 0.1
  */
 CSNN_API csnn_status csnn_context_create(const csnn_context_options *opts, csnn_context **out);
@@ -359,7 +371,7 @@ typedef struct csnn_dataset_info {
 CSNN_API void csnn_dataset_info_init(csnn_dataset_info *info);
 
 /**
- * Loads an image-folder dataset: root/<class>/<image files>. Classes are
+ * Loads an image-folder dataset: ROOT/CLASS/IMAGE_FILES. Classes are
  * the sub-folders sorted by name (bytewise); files at the root and entries
  * whose names start with '.' are ignored. PNG (every bit depth and colour
  * type) and JPEG (baseline, progressive, grayscale, YCbCr, CMYK) are decoded
@@ -425,8 +437,8 @@ CSNN_API csnn_status csnn_dataset_class_count(const csnn_dataset *ds, int32_t in
 CSNN_API csnn_status csnn_dataset_get_sample(const csnn_dataset *ds, int64_t index,
                                              uint8_t *pixels, size_t cap, int32_t *label);
 
-/** Where sample `index` came from: its file path, "<csv path>:<line>", or
- *  "array:<index>" (owned by the dataset). Errors: INVALID_ARGUMENT.
+/** Where sample `index` came from: its file path, "CSV_PATH:LINE", or
+ *  "array:INDEX" (owned by the dataset). Errors: INVALID_ARGUMENT.
  *  @since 0.1 */
 CSNN_API csnn_status csnn_dataset_sample_source(const csnn_dataset *ds, int64_t index,
                                                 const char **source);
@@ -468,6 +480,11 @@ typedef struct csnn_synth_options {
 /** Sets defaults in `opts` (NULL is a no-op). @since 0.1 */
 CSNN_API void csnn_synth_options_init(csnn_synth_options *opts);
 
+/** The name of synthetic class `index` (0..6, label order: angry, disgust,
+ *  fear, happy, neutral, sad, surprise), or NULL past the last. Static
+ *  strings. @since 0.1 */
+CSNN_API const char *csnn_synth_class_name(int32_t index);
+
 /**
  * Generates the built-in default dataset: 8-bit grayscale faces in the 7
  * FER2013 classes (angry, disgust, fear, happy, neutral, sad, surprise) whose
@@ -481,7 +498,7 @@ CSNN_API csnn_status csnn_synth_generate(const csnn_synth_options *opts, uint8_t
                                          size_t pixels_cap, int32_t *labels, size_t labels_cap);
 
 /**
- * Writes the synthetic dataset as an image folder: dir/<class>/<NNNNN>.png
+ * Writes the synthetic dataset as an image folder: DIR/CLASS/NNNNN.png
  * or .jpg (dir and class folders are created; existing files with the same
  * names are replaced). Errors: INVALID_ARGUMENT, ABI_STRUCT_SIZE, IO.
  * @since 0.1
@@ -672,7 +689,7 @@ CSNN_API csnn_status csnn_trainer_load_checkpoint(csnn_trainer *trainer, const c
  * improves, and training stops early after CSNN_TRAIN_PATIENCE epochs
  * without improvement; without one, early stopping is off and the model is
  * saved after every epoch (the last model is the best). After every epoch
- * "<output>.last" holds a checkpoint from which opts->resume continues the
+ * "OUTPUT.last" holds a checkpoint from which opts->resume continues the
  * same run: a resumed run gives the same per-epoch metrics and final
  * parameters as an uninterrupted one (bit for bit on the CPU). A resumed run
  * takes its settings from the checkpoint, except CSNN_TRAIN_MAX_SECONDS.
@@ -696,6 +713,10 @@ CSNN_API csnn_status csnn_trainer_load_checkpoint(csnn_trainer *trainer, const c
  */
 CSNN_API csnn_status csnn_trainer_fit(csnn_trainer *trainer, const csnn_dataset *train,
                                       const csnn_dataset *val, const csnn_fit_options *opts);
+
+/** Why the last csnn_trainer_fit ended (a csnn_stop_reason). Errors:
+ *  INVALID_ARGUMENT. @since 0.1 */
+CSNN_API csnn_status csnn_trainer_stop_reason(const csnn_trainer *trainer, int32_t *reason);
 
 /** Number of finished epochs recorded by csnn_trainer_fit (resumed runs
  *  include the epochs before the resume). Errors: INVALID_ARGUMENT.

@@ -36,6 +36,7 @@
 
 #include "csnn_errors.h"
 #include "csnn_export.h"
+#include "csnn_kinds.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,19 +61,6 @@ typedef enum csnn_surrogate {
     CSNN_SURROGATE_ATAN = 0,   /**< g'(x) = (alpha/2) / (1 + (pi/2 alpha x)^2) */
     CSNN_SURROGATE_SIGMOID = 1 /**< g'(x) = alpha s(alpha x) (1 - s(alpha x)) */
 } csnn_surrogate;
-
-/** Loss on the model's output [N, K]. */
-typedef enum csnn_loss_kind {
-    CSNN_LOSS_MSE = 0, /**< mean over N*K of (out - target)^2 */
-    CSNN_LOSS_CE = 1   /**< softmax cross-entropy, mean over N */
-} csnn_loss_kind;
-
-/** Optimiser. */
-typedef enum csnn_optimizer_kind {
-    CSNN_OPTIMIZER_ADAM = 0,  /**< torch.optim.Adam (weight decay as L2 in the gradient) */
-    CSNN_OPTIMIZER_ADAMW = 1, /**< torch.optim.AdamW (decoupled weight decay) */
-    CSNN_OPTIMIZER_SGD = 2    /**< torch.optim.SGD with momentum, dampening, nesterov */
-} csnn_optimizer_kind;
 
 /** Reductions offered by csnn_backend_ops.reduce. */
 typedef enum csnn_reduce_kind {

@@ -1029,3 +1029,8 @@ done:
     free(img);
     return st;
 }
+
+const char *csnn_synth_class_name(int32_t index)
+{
+    return index >= 0 && index < N_CLASSES ? class_names[index] : NULL;
+}

@@ -43,7 +43,7 @@ from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int32, c_int64
 
 from . import _lib
 from ._lib import (Error, LogLevel, Loss, LRSchedule, OpKind, Optimizer, Phase, Status,
-                   TensorKind, TrainParam, lib, new_struct)
+                   StopReason, TensorKind, TrainParam, lib, new_struct)
 from ._version import ABI_VERSION, __version__
 
 if os.environ.get("CSNN_PYTHON_NO_NUMPY"):
@@ -57,7 +57,7 @@ else:
 __all__ = [
     "__version__", "ABI_VERSION", "SYNTH_CLASSES", "Error", "Status", "LogLevel", "TensorKind",
     "TrainParam", "Optimizer", "Loss", "LRSchedule", "Phase", "OpKind", "Context", "Model",
-    "Dataset", "Trainer", "TrainerParams", "abi_version", "library_version", "library_version_number",
+    "Dataset", "StopReason", "Trainer", "TrainerParams", "abi_version", "library_version", "library_version_number",
     "library_path", "status_name", "presets", "preset_spec", "device_available", "synth_generate",
     "synth_write", "load_image", "has_numpy",
 ]
@@ -65,7 +65,16 @@ __all__ = [
 #: Class names of the built-in synthetic dataset, in label order (labels
 #: 0..6 of synth_generate). They are also the class folders synth_write
 #: creates.
-SYNTH_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+def _synth_classes():
+    names = []
+    while True:
+        name = lib.csnn_synth_class_name(len(names))
+        if name is None:
+            return tuple(names)
+        names.append(name.decode())
+
+
+SYNTH_CLASSES = _synth_classes()
 
 #: Full path (or name) of the libcsnn that was loaded.
 library_path = _lib.library_path
@@ -1613,6 +1622,14 @@ class Trainer(_Owner):
             raise KeyboardInterrupt
         self.stopped = st == Status.STOPPED
         return self.history
+
+    @property
+    def stop_reason(self):
+        """Why the last fit ended: a ``StopReason`` (EPOCHS, EARLY, TIME,
+        CALLBACK, ERROR; NONE before any fit)."""
+        r = c_int32()
+        lib.csnn_trainer_stop_reason(self._h, byref(r))
+        return StopReason(r.value)
 
     @property
     def history(self):

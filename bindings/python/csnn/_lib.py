@@ -204,6 +204,16 @@ class Phase(enum.IntEnum):
     EPOCH_END = 1
 
 
+class StopReason(enum.IntEnum):
+    """csnn_stop_reason: why the last fit ended."""
+    NONE = 0
+    EPOCHS = 1
+    EARLY = 2
+    TIME = 3
+    CALLBACK = 4
+    ERROR = 5
+
+
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
@@ -482,6 +492,7 @@ _PROTOTYPES = [
     ("csnn_synth_generate", _STATUS,
      [POINTER(SynthOptions), POINTER(c_uint8), c_size_t, POINTER(c_int32), c_size_t]),
     ("csnn_synth_write", _STATUS, [c_char_p, POINTER(SynthOptions)]),
+    ("csnn_synth_class_name", c_char_p, [c_int32]),
     # models
     ("csnn_preset_name", c_char_p, [c_size_t]),
     ("csnn_preset_spec", _STATUS, [c_char_p, _cstr_out]),
@@ -513,6 +524,7 @@ _PROTOTYPES = [
     ("csnn_trainer_load_checkpoint", _STATUS, [TrainerP, c_char_p]),
     ("csnn_trainer_fit", _STATUS, [TrainerP, DatasetP, DatasetP, POINTER(FitOptions)]),
     ("csnn_trainer_history", _STATUS, [TrainerP, POINTER(c_size_t)]),
+    ("csnn_trainer_stop_reason", _STATUS, [TrainerP, POINTER(c_int32)]),
     ("csnn_trainer_epoch", _STATUS, [TrainerP, c_size_t, POINTER(EpochMetrics)]),
     # evaluation
     ("csnn_model_evaluate", _STATUS, [ModelP, DatasetP, POINTER(MetricsP)]),

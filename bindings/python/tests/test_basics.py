@@ -130,7 +130,7 @@ class TestMirrors(unittest.TestCase):
         if root is None:
             self.skipTest("libcsnn sources not found")
         text = ""
-        for h in ("csnn.h", "csnn_errors.h", "csnn_backend.h"):
+        for h in ("csnn.h", "csnn_errors.h", "csnn_kinds.h", "csnn_backend.h"):
             with open(os.path.join(root, "include", "csnn", h)) as f:
                 text += f.read()
         values = {m.group(1): int(m.group(2))
@@ -139,7 +139,7 @@ class TestMirrors(unittest.TestCase):
                     csnn.TensorKind: "CSNN_TENSOR_", csnn.TrainParam: "CSNN_TRAIN_",
                     csnn.Optimizer: "CSNN_OPTIMIZER_", csnn.Loss: "CSNN_LOSS_",
                     csnn.LRSchedule: "CSNN_LR_", csnn.Phase: "CSNN_PHASE_",
-                    csnn.OpKind: "CSNN_OPS_"}
+                    csnn.OpKind: "CSNN_OPS_", csnn.StopReason: "CSNN_STOP_"}
         for enum, prefix in prefixes.items():
             for m in enum:
                 self.assertEqual(values.get(prefix + m.name), int(m), prefix + m.name)
