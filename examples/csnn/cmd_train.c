@@ -381,13 +381,12 @@ int cmd_train(int argc, char **argv)
         rc = EXIT_INTERRUPTED;
         goto done;
     }
-    const char *why = (double)n_hist >= max_epochs ? "the epoch limit" : "the time limit";
-    if (val && (double)n_hist < max_epochs) {
-        double pat = 0;
-        csnn_trainer_get_param(trainer, CSNN_TRAIN_PATIENCE, &pat);
-        if (pat > 0 && b >= 0 && (double)(n_hist - 1 - (size_t)b) >= pat) why = "early stopping";
-    }
-    if (n_hist == first && strcmp(why, "the time limit") == 0) {
+    int32_t reason = CSNN_STOP_EPOCHS;
+    csnn_trainer_stop_reason(trainer, &reason);
+    const char *why = reason == CSNN_STOP_EARLY ? "early stopping"
+                      : reason == CSNN_STOP_TIME ? "the time limit"
+                                                 : "the epoch limit";
+    if (n_hist == first && reason == CSNN_STOP_TIME) {
         printf("no epoch finished within the time limit%s\n", resume ? "" : ": nothing was saved");
         rc = EXIT_OK;
         goto done;
