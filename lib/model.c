@@ -210,24 +210,22 @@ void csnn__model_free(csnn_model *m, void *p)
     if (p) m->ops->free(m->dev, p);
 }
 
-/* Each PARAM tensor's offset in the arena, in order. */
-static void arena_assign(csnn_model *m, float *base, size_t field_offset)
+static const size_t arena_fields[4] = {offsetof(model_tensor, data), offsetof(model_tensor, grad),
+                                       offsetof(model_tensor, opt_m),
+                                       offsetof(model_tensor, opt_v)};
+
+/* Records arena `which` (0 parameters, 1 gradients, 2 and 3 optimiser
+ * state; NULL clears) and points each PARAM tensor into it, in order. */
+static void arena_assign(csnn_model *m, int which, float *base)
 {
+    m->arenas[which] = base;
     int64_t off = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         model_tensor *t = &m->tensors[i];
         if (t->kind != CSNN_TENSOR_PARAM) continue;
-        *(float **)((char *)t + field_offset) = base + off;
+        *(float **)((char *)t + arena_fields[which]) = base ? base + off : NULL;
         off += (t->numel + 15) & ~15;
     }
-}
-
-static float *arena_base(const csnn_model *m, size_t field_offset)
-{
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].kind == CSNN_TENSOR_PARAM)
-            return *(float *const *)((const char *)&m->tensors[i] + field_offset);
-    return NULL;
 }
 
 /* PyTorch's default initialisation: weights and biases of conv and linear
@@ -312,7 +310,7 @@ csnn_status csnn__model_build(csnn_context *ctx, model_spec *spec, uint64_t seed
         csnn__model_free(m, p);
         goto fail;
     }
-    arena_assign(m, p, offsetof(model_tensor, data));
+    arena_assign(m, 0, p);
     for (int i = 0; i < m->n_tensors && st == CSNN_OK; i++) {
         model_tensor *t = &m->tensors[i];
         if (t->kind == CSNN_TENSOR_BUFFER)
@@ -359,8 +357,8 @@ void csnn_model_destroy(csnn_model *m)
         csnn__model_free(m, m->layers[i].fold_b);
     }
     if (m->tensors) {
-        csnn__model_free(m, arena_base(m, offsetof(model_tensor, data)));
-        csnn__model_free(m, arena_base(m, offsetof(model_tensor, grad)));
+        csnn__model_free(m, m->arenas[0]);
+        csnn__model_free(m, m->arenas[1]);
         for (int i = 0; i < m->n_tensors; i++)
             if (m->tensors[i].kind == CSNN_TENSOR_BUFFER) csnn__model_free(m, m->tensors[i].data);
     }
@@ -385,7 +383,7 @@ csnn_status csnn__model_alloc_grads(csnn_model *m)
         csnn__model_free(m, p);
         return st;
     }
-    arena_assign(m, p, offsetof(model_tensor, grad));
+    arena_assign(m, 1, p);
     m->has_grads = true;
     return CSNN_OK;
 }
@@ -397,20 +395,13 @@ int64_t csnn__model_arena_numel(const csnn_model *m)
 
 float *csnn__model_arena(const csnn_model *m, int which)
 {
-    static const size_t offsets[4] = {offsetof(model_tensor, data), offsetof(model_tensor, grad),
-                                      offsetof(model_tensor, opt_m), offsetof(model_tensor, opt_v)};
-    return arena_base(m, offsets[which]);
+    return m->arenas[which];
 }
 
 void csnn__model_set_opt_arenas(csnn_model *m, float *state_m, float *state_v)
 {
-    if (state_m) arena_assign(m, state_m, offsetof(model_tensor, opt_m));
-    if (state_v) arena_assign(m, state_v, offsetof(model_tensor, opt_v));
-    if (!state_m || !state_v)
-        for (int i = 0; i < m->n_tensors; i++) {
-            if (!state_m) m->tensors[i].opt_m = NULL;
-            if (!state_v) m->tensors[i].opt_v = NULL;
-        }
+    arena_assign(m, 2, state_m);
+    arena_assign(m, 3, state_v);
 }
 
 int csnn__model_find_tensor(const csnn_model *m, const char *name)

@@ -136,6 +136,7 @@ struct csnn_model {
     model_tensor *tensors;
     char **class_names; /* [classes] */
     int64_t num_params;
+    float *arenas[4];  /* parameters, gradients, optimiser m and v (csnn__model_arena) */
 
     /* run-time buffers, sized for `cap_batch` images */
     int32_t cap_batch;

@@ -51,7 +51,7 @@ int tool_context(const char *cmd, const char *device, long long threads, csnn_co
     co.log_fn = log_to_stderr;
     co.log_user_data = (void *)cmd;
     csnn_status st = csnn_context_create(&co, out);
-    if (st != CSNN_OK) return lib_error(cmd, st, "device '%s'", device ? device : "cpu");
+    if (st != CSNN_OK) return lib_error(cmd, st, "cannot use the device");
     return EXIT_OK;
 }
 

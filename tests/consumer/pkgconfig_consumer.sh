@@ -25,6 +25,6 @@ echo "pkg-config: $cflags $libs"
 cc -std=c11 -Wall -Werror "$src/examples/minimal.c" $cflags $libs -o "$tmp/minimal"
 libdir=$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir csnn)
 cd "$tmp"
-LD_LIBRARY_PATH="$libdir" ./minimal "${CSNN_CONSUMER_STEPS:-6}" "$tmp/model.csnn"
+LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ./minimal "${CSNN_CONSUMER_STEPS:-6}" "$tmp/model.csnn"
 # the program must use the installed library, not the build tree's
-LD_LIBRARY_PATH="$libdir" ldd ./minimal | grep -q "$tmp/root" || { echo "not linked to the installed copy"; exit 1; }
+LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ldd ./minimal | grep -q "$tmp/root" || { echo "not linked to the installed copy"; exit 1; }
