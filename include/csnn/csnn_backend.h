@@ -181,7 +181,10 @@ typedef struct csnn_backend_ops {
     csnn_status (*alloc)(void *dev, size_t bytes, void **ptr);
     /** Frees memory from alloc(); NULL is a no-op. */
     void (*free)(void *dev, void *ptr);
-    /** Host to device copy. */
+    /** Host to device copy. From ordinary host memory the source may be reused
+     *  as soon as the call returns; from memory of host_alloc() the copy may
+     *  still be in flight: do not change the source before the next
+     *  download() or synchronize(). */
     csnn_status (*upload)(void *dev, void *dst, const void *host_src, size_t bytes);
     /** Device to host copy; waits for queued work first. */
     csnn_status (*download)(void *dev, void *host_dst, const void *src, size_t bytes);

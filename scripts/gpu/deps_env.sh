@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/gpu/deps_env.sh - sourced (bash) by run_gpu_checks.sh and
 # fetch_debs.sh: points the build at the Debian packages unpacked by
 # fetch_debs.sh into <repo>/.gpu-deps/root (for machines without a package
@@ -48,15 +49,25 @@ gpu_deps_env() {
     done < <(find "$root" -name '*.pc' \( -type f -o -type l \))
     local multi
     multi=$(cat "$root/.multiarch" 2>/dev/null || echo x86_64-linux-gnu)
+    if ! command -v pkg-config >/dev/null 2>&1 && [ -x "$root/usr/bin/pkgconf" ]; then
+        export PKG_CONFIG="$root/usr/bin/pkgconf"
+    fi
     _gpu_prepend PKG_CONFIG_PATH "$pcdir"
+    # Also in PKG_CONFIG_LIBDIR (which replaces the default search path, so
+    # the default is appended): a test that sets PKG_CONFIG_PATH itself
+    # (tests/consumer) still finds csnn.pc's Requires.private here.
+    if [ -z "${PKG_CONFIG_LIBDIR-}" ]; then
+        local sys_pc
+        sys_pc=$("${PKG_CONFIG:-pkg-config}" --variable pc_path pkg-config 2>/dev/null) ||
+            sys_pc=/usr/local/lib/$multi/pkgconfig:/usr/local/lib/pkgconfig:/usr/local/share/pkgconfig:/usr/lib/$multi/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig
+        export PKG_CONFIG_LIBDIR="$sys_pc"
+    fi
+    _gpu_prepend PKG_CONFIG_LIBDIR "$pcdir"
     _gpu_prepend LD_LIBRARY_PATH "$root/lib/$multi" "$root/usr/lib/$multi" \
         "$root/usr/lib/$multi/openblas-pthread"
     _gpu_prepend LIBRARY_PATH "$root/lib/$multi" "$root/usr/lib/$multi" \
         "$root/usr/lib/$multi/openblas-pthread"
     _gpu_prepend C_INCLUDE_PATH "$root/usr/include/$multi" "$root/usr/include"
     _gpu_prepend CPLUS_INCLUDE_PATH "$root/usr/include/$multi" "$root/usr/include"
-    if ! command -v pkg-config >/dev/null 2>&1 && [ -x "$root/usr/bin/pkgconf" ]; then
-        export PKG_CONFIG="$root/usr/bin/pkgconf"
-    fi
     return 0
 }
