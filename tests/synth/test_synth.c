@@ -73,6 +73,15 @@ static void test_options_init(void **state)
     csnn_synth_options_init(NULL); /* a no-op */
 }
 
+static void test_class_names(void **state)
+{
+    (void)state;
+    for (int k = 0; k < K; k++) assert_string_equal(csnn_synth_class_name(k), classes[k]);
+    assert_null(csnn_synth_class_name(K));
+    assert_null(csnn_synth_class_name(-1));
+    assert_null(csnn_synth_class_name(INT32_MAX));
+}
+
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -134,7 +143,8 @@ static void test_labels_and_shapes(void **state)
                 lo = v < lo ? v : lo;
                 hi = v > hi ? v : hi;
             }
-            assert_true(hi - lo >= 60);
+            if (sizes[s][0] >= 32) assert_true(hi - lo >= 50);
+            else assert_true(hi > lo);
         }
         free_set(&a);
     }
@@ -309,6 +319,8 @@ static void check_folder(const char *root, const csnn_synth_options *o, int expe
 {
     set s = make_set(o->seed, o->per_class, o->height, o->width);
     char path[4096];
+    double worst_mad = 0;
+    int worst_err = 0;
     for (int k = 0; k < K; k++) {
         snprintf(path, sizeof path, "%s/%s", root, classes[k]);
         int png, jpg;
@@ -334,11 +346,16 @@ static void check_folder(const char *root, const csnn_synth_options *o, int expe
                 worst = d > worst ? d : worst;
             }
             mad /= (double)s.hw;
-            if (mad > 4.0 || worst > 64)
+            if (mad > 6.0 || worst > 64) /* quality 90, noisy images: about 3 and 20 */
                 fail_msg("%s: mean abs error %.2f, max %d", path, mad, worst);
+            worst_mad = mad > worst_mad ? mad : worst_mad;
+            worst_err = worst > worst_err ? worst : worst_err;
             free(got);
         }
     }
+    if (expect_jpg > 0)
+        print_message("JPEG vs generated pixels: mean abs error up to %.2f, max %d\n", worst_mad,
+                      worst_err);
     free_set(&s);
 }
 
@@ -415,6 +432,19 @@ static void test_write_errors(void **state)
     snprintf(dir, sizeof dir, "%s/set2", tmp);
     CHECK_STATUS(csnn_synth_write(dir, &o), CSNN_ERR_IO);
     assert_non_null(strstr(csnn_last_error_message(), "00000.png"));
+    /* the encoders cannot create their (temporary) file */
+    for (int jpeg = 0; jpeg <= 1; jpeg++) {
+        snprintf(dir, sizeof dir, "%s/set3%d", tmp, jpeg);
+        assert_int_equal(mkdir(dir, 0777), 0);
+        snprintf(dir, sizeof dir, "%s/set3%d/angry", tmp, jpeg);
+        assert_int_equal(mkdir(dir, 0777), 0);
+        snprintf(dir, sizeof dir, "%s/set3%d/angry/.00000.%s.tmp", tmp, jpeg, jpeg ? "jpg" : "png");
+        assert_int_equal(mkdir(dir, 0777), 0);
+        o.jpeg_percent = jpeg ? 100 : 0;
+        snprintf(dir, sizeof dir, "%s/set3%d", tmp, jpeg);
+        CHECK_STATUS(csnn_synth_write(dir, &o), CSNN_ERR_IO);
+        assert_non_null(strstr(csnn_last_error_message(), jpeg ? "00000.jpg" : "00000.png"));
+    }
     /* nothing temporary is left behind */
     snprintf(dir, sizeof dir, "%s/set2/angry", tmp);
     DIR *d = opendir(dir);
@@ -619,6 +649,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_init),
+        cmocka_unit_test(test_class_names),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_labels_and_shapes),
         cmocka_unit_test(test_invalid),
