@@ -405,6 +405,10 @@ static csnn_backend_ops make_ops(void)
     o.optim_step = cu_optim_step;
     o.host_alloc = cu_host_alloc;
     o.host_free = cu_host_free;
+    /* fused neurons + max-pool; the spike-sparse conv/linear entries stay
+     * NULL: on a GPU the dense cuBLAS path is the right one (README.md) */
+    o.neuron_pool_forward = cu_neuron_pool_forward;
+    o.neuron_pool_backward = cu_neuron_pool_backward;
     return o;
 }
 

@@ -206,6 +206,8 @@ CU_HIDDEN csnn_status cu_maxpool_forward(void *dev, const csnn_pool_desc *desc, 
                                          float *y, uint8_t *argmax);
 CU_HIDDEN csnn_status cu_maxpool_backward(void *dev, const csnn_pool_desc *desc, const float *dy,
                                           const uint8_t *argmax, float *dx);
+/* Checks a pooling descriptor (errors name `op`). */
+CU_HIDDEN csnn_status cu_pool_check(const char *op, const csnn_pool_desc *pd);
 
 /* elementwise.cu */
 CU_HIDDEN csnn_status cu_fill(void *dev, float *dst, float value, int64_t n);
@@ -230,6 +232,15 @@ CU_HIDDEN csnn_status cu_neuron_forward(void *dev, const csnn_neuron_desc *desc,
                                         float *s, float *h);
 CU_HIDDEN csnn_status cu_neuron_backward(void *dev, const csnn_neuron_desc *desc,
                                          const float *grad_s, const float *h, float *grad_x);
+
+/* neuron_pool.cu */
+CU_HIDDEN csnn_status cu_neuron_pool_forward(void *dev, const csnn_neuron_desc *nd,
+                                             const csnn_pool_desc *pd, const float *x, float *y,
+                                             uint8_t *argmax, float *h);
+CU_HIDDEN csnn_status cu_neuron_pool_backward(void *dev, const csnn_neuron_desc *nd,
+                                              const csnn_pool_desc *pd, const float *x,
+                                              const float *h, const uint8_t *argmax,
+                                              const float *dy, float *dx);
 
 /* loss.cu */
 CU_HIDDEN csnn_status cu_loss(void *dev, const csnn_loss_desc *desc, const float *out,

@@ -19,28 +19,14 @@
  * Surrogates (x = H - v_th, g = incoming gradient):
  *   ATan:    c1 / (1 + (c2 x)^2) * g, c1 = (float)(alpha/2), c2 = (float)(pi/2 alpha)
  *   Sigmoid: g * (1 - sg) * sg * alpha, sg = 1 / (1 + exp(-alpha x))
+ * These per-step device functions live in neuron_common.cuh, shared with the
+ * fused neurons + max-pool of neuron_pool.cu.
  */
 #include <math.h>
 
-#include "cuda_common.cuh"
+#include "neuron_common.cuh"
 
-typedef struct neuron_params {
-    int lif;         /* 0: IF, 1: LIF */
-    int hard;        /* hard reset */
-    int general;     /* hard reset with v_reset != 0 */
-    int detach;      /* detach_reset */
-    int decay_input; /* LIF */
-    int x_shared;
-    int sigmoid;     /* surrogate: 0 ATan, 1 Sigmoid */
-    int t;
-    int64_t m;
-    float vth, vr, tau;
-    float k_decay; /* (float)(1 - 1/tau): LIF leak factor and dH[t+1]/dV[t] */
-    float c1, c2;  /* ATan constants */
-    float alpha;   /* Sigmoid */
-} neuron_params;
-
-static csnn_status make_params(const char *op, const csnn_neuron_desc *nd, neuron_params *p)
+csnn_status cu_neuron_params(const char *op, const csnn_neuron_desc *nd, neuron_params *p)
 {
     if (!nd) return cu_error(CSNN_ERR_INVALID_ARGUMENT, "cuda %s: NULL descriptor", op);
     if (nd->kind != CSNN_NEURON_IF && nd->kind != CSNN_NEURON_LIF)
@@ -74,47 +60,22 @@ static csnn_status make_params(const char *op, const csnn_neuron_desc *nd, neuro
     return CSNN_OK;
 }
 
-static __device__ __forceinline__ float charge(const neuron_params &p, float v, float x)
-{
-    if (!p.lif) return v + x;
-    if (p.decay_input) return p.general ? v + (x - (v - p.vr)) / p.tau : v + (x - v) / p.tau;
-    return p.general ? v - (v - p.vr) / p.tau + x : v * p.k_decay + x;
-}
-
-/* The surrogate's backward: incoming gradient g times g'(x), in the order of
- * SpikingJelly's autograd functions. */
-static __device__ __forceinline__ float surrogate_backward(const neuron_params &p, float g,
-                                                           float x)
-{
-    if (p.sigmoid) {
-        float sg = 1.0f / (1.0f + expf(-(p.alpha * x)));
-        return g * (1.0f - sg) * sg * p.alpha;
-    }
-    float cx = p.c2 * x;
-    return p.c1 / (1.0f + cx * cx) * g;
-}
-
 __global__ void k_neuron_forward(neuron_params p, const float *x, float *s, float *h)
 {
     CU_FOR(i, p.m)
     {
-        float v = p.hard ? p.vr : 0.0f;
+        float v = neuron_v0(p);
         for (int t = 0; t < p.t; t++) {
             int64_t idx = (int64_t)t * p.m + i;
-            float xt = x[p.x_shared ? i : idx];
-            float ht = charge(p, v, xt);
-            bool spike = ht - p.vth >= 0.0f;
-            s[idx] = spike ? 1.0f : 0.0f;
+            float ht = neuron_charge(p, v, x[p.x_shared ? i : idx]);
+            s[idx] = neuron_fire(p, ht, &v) ? 1.0f : 0.0f;
             if (h) h[idx] = ht;
-            v = spike ? (p.hard ? p.vr : ht - p.vth) : ht;
         }
     }
 }
 
-/* Backward through time, t = T-1 .. 0, with gV = dL/dV[t] carried back:
- *   gS = grad_s[t] + gV * dV/dS          (dV/dS = v_reset - H hard, -v_th soft, 0 detached)
- *   gH = surrogate(gS, H - v_th) + gV * dV/dH     (dV/dH = 1 - S hard, 1 soft)
- *   dx[t] = gH / tau (LIF decay_input) or gH;     gV = gH * dH[t]/dV[t-1]  */
+/* Backward through time, t = T-1 .. 0 (neuron_backward_step); with x_shared
+ * the gradient summed over T, in that order. */
 __global__ void k_neuron_backward(neuron_params p, const float *grad_s, const float *h,
                                   float *grad_x)
 {
@@ -124,24 +85,12 @@ __global__ void k_neuron_backward(neuron_params p, const float *grad_s, const fl
         float acc = 0.0f; /* x_shared: sum over T */
         for (int t = p.t - 1; t >= 0; t--) {
             int64_t idx = (int64_t)t * p.m + i;
-            float ht = h[idx];
-            float xm = ht - p.vth;
-            bool spike = xm >= 0.0f;
-            float gs = grad_s[idx];
-            if (!p.detach) gs = gs + gv * (p.hard ? (p.vr - ht) : -p.vth);
-            float gh = surrogate_backward(p, gs, xm);
-            if (!p.hard) {
-                gh = gh + gv;
-            } else if (!spike) {
-                gh = gh + gv;
-            }
-            float dx = p.decay_input ? gh / p.tau : gh;
+            float dx = neuron_backward_step(p, h[idx], grad_s[idx], &gv);
             if (p.x_shared) {
                 acc += dx;
             } else {
                 grad_x[idx] = dx;
             }
-            gv = p.lif ? gh * p.k_decay : gh;
         }
         if (p.x_shared) grad_x[i] = acc;
     }
@@ -153,7 +102,7 @@ csnn_status cu_neuron_forward(void *dev, const csnn_neuron_desc *desc, const flo
     const char *op = "neuron_forward";
     CU_ENTER(dev, op);
     neuron_params p;
-    CSNN_CU_RETURN_IF(make_params(op, desc, &p));
+    CSNN_CU_RETURN_IF(cu_neuron_params(op, desc, &p));
     if (p.m == 0) return CSNN_OK;
     CU_NOT_NULL(op, x);
     CU_NOT_NULL(op, s);
@@ -168,7 +117,7 @@ csnn_status cu_neuron_backward(void *dev, const csnn_neuron_desc *desc, const fl
     const char *op = "neuron_backward";
     CU_ENTER(dev, op);
     neuron_params p;
-    CSNN_CU_RETURN_IF(make_params(op, desc, &p));
+    CSNN_CU_RETURN_IF(cu_neuron_params(op, desc, &p));
     if (p.m == 0) return CSNN_OK;
     CU_NOT_NULL(op, grad_s);
     CU_NOT_NULL(op, h);

@@ -72,7 +72,7 @@ __global__ void k_maxpool_backward(int64_t planes, int h_in, int w_in, int h_out
     }
 }
 
-static csnn_status check_desc(const char *op, const csnn_pool_desc *pd)
+csnn_status cu_pool_check(const char *op, const csnn_pool_desc *pd)
 {
     if (!pd) return cu_error(CSNN_ERR_INVALID_ARGUMENT, "cuda %s: NULL descriptor", op);
     if (pd->planes < 0 || pd->k < 1 || pd->k > 16 || pd->stride < 1 || pd->h_in < 1 ||
@@ -94,7 +94,7 @@ csnn_status cu_maxpool_forward(void *dev, const csnn_pool_desc *desc, const floa
 {
     const char *op = "maxpool_forward";
     CU_ENTER(dev, op);
-    CSNN_CU_RETURN_IF(check_desc(op, desc));
+    CSNN_CU_RETURN_IF(cu_pool_check(op, desc));
     int64_t total = desc->planes * desc->h_out * desc->w_out;
     if (total == 0) return CSNN_OK;
     CU_NOT_NULL(op, x);
@@ -111,7 +111,7 @@ csnn_status cu_maxpool_backward(void *dev, const csnn_pool_desc *desc, const flo
 {
     const char *op = "maxpool_backward";
     CU_ENTER(dev, op);
-    CSNN_CU_RETURN_IF(check_desc(op, desc));
+    CSNN_CU_RETURN_IF(cu_pool_check(op, desc));
     int64_t total = desc->planes * desc->h_in * desc->w_in;
     if (total == 0) return CSNN_OK;
     CU_NOT_NULL(op, dy);

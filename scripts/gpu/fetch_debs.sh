@@ -12,6 +12,11 @@
 #
 # .gpu-deps/ must not be committed: add `/.gpu-deps/` to .gitignore and pass
 # `.gpu-deps` in the device tool's `carry` list.
+#
+# The SpikingJelly anchor of run_gpu_checks.sh also travels in .gpu-deps:
+# scripts/gpu/fetch_sj.sh copies SpikingJelly master's package into
+# .gpu-deps/spikingjelly (this script leaves that folder alone). Run both:
+#     scripts/gpu/fetch_debs.sh && scripts/gpu/fetch_sj.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

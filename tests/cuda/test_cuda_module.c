@@ -80,6 +80,15 @@ static void test_table_complete(void **state)
     int n = 0;
     for (; slot < end; slot++, n++) assert_non_null(*slot);
     assert_int_equal(n, 39);
+    /* of the optional entries appended later: the fused neurons + max-pool
+     * are provided; the spike-sparse conv/linear entries are left NULL on
+     * purpose (on a GPU the dense cuBLAS path is the right one) */
+    assert_non_null(o->neuron_pool_forward);
+    assert_non_null(o->neuron_pool_backward);
+    assert_null(o->conv2d_forward_sparse);
+    assert_null(o->conv2d_backward_sparse);
+    assert_null(o->linear_forward_sparse);
+    assert_null(o->linear_weight_grad_sparse);
     /* the same table on every call */
     assert_ptr_equal(o, entry(CSNN_BACKEND_ABI_VERSION, csnn_backend_set_error));
 }

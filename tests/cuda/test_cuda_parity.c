@@ -18,10 +18,18 @@
  *
  * Env: CSNN_CUDA_MODULE = path of the built libcsnn-cuda.so.
  *
- * PLACE FOR THE FULL-MODEL TEST: a training-step parity test (the reference
- * model or csnn_small on "cpu" and "cuda", same seed: loss, gradients,
- * parameters after the optimiser step) belongs in tests/cuda/ as its own
- * executable once the model engine lands; see tests/cuda/meson.build.
+ * The fused neurons + max-pool entries (test_neuron_pool) are checked
+ * against the reference and the CPU, and against this module's own
+ * composition neuron_forward + maxpool_forward / maxpool_backward +
+ * neuron_backward bit for bit.
+ *
+ * The full-model test (a training step of a scaled fer-csnn and of the
+ * fer-csnn preset on "cpu" and "cuda": loss, spikes, gradients, parameters,
+ * BN statistics; save/load across devices) is its own executable,
+ * test_cuda_model.c, as it goes through libcsnn's model engine.
+ *
+ * CSNN_CUDA_TEST_FILTER=PATTERN runs only the matching tests (cmocka's
+ * wildcards), e.g. 'test_neuron*'.
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -1480,6 +1488,399 @@ static void test_neuron(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* spiking neurons + max pooling, fused (neuron_pool_forward / _backward)     */
+/* ------------------------------------------------------------------------ */
+
+/* The outputs of one backend's runs of the fused entries. */
+typedef struct npool_res {
+    float *y, *h, *y2, *y3, *dx, *dx2;
+    uint8_t *a, *a2;
+} npool_res;
+
+static void npool_res_alloc(npool_res *r, int64_t out_n, int64_t tm, int64_t xn)
+{
+    r->y = fvec(out_n);
+    r->y2 = fvec(out_n);
+    r->y3 = fvec(out_n);
+    r->h = fvec(tm);
+    r->dx = fvec(xn);
+    r->dx2 = fvec(xn);
+    r->a = (uint8_t *)xmalloc((size_t)out_n);
+    r->a2 = (uint8_t *)xmalloc((size_t)out_n);
+}
+
+static void npool_res_free(npool_res *r)
+{
+    free(r->y);
+    free(r->y2);
+    free(r->y3);
+    free(r->h);
+    free(r->dx);
+    free(r->dx2);
+    free(r->a);
+    free(r->a2);
+}
+
+/* Runs, on one backend, from the same inputs:
+ *   forward with h and argmax (training), without h (the x_shared layer's
+ *   training forward), without h and argmax (inference);
+ *   backward from the given h_in and a_in with x = NULL (h is used, x must
+ *   not be touched), and with h = NULL (H recomputed from x). */
+static csnn_status npool_on(backend *b, const csnn_neuron_desc *d, const csnn_pool_desc *p,
+                            const float *x, const float *h_in, const uint8_t *a_in,
+                            const float *dy, npool_res *r)
+{
+    int64_t tm = (int64_t)d->t * d->m, xn = d->x_shared ? d->m : tm;
+    int64_t out_n = p->planes * p->h_out * p->w_out;
+    float *d_x = (float *)dput(b, x, (size_t)xn * 4), *d_hin = (float *)dput(b, h_in, (size_t)tm * 4);
+    float *d_dy = (float *)dput(b, dy, (size_t)out_n * 4);
+    uint8_t *d_ain = (uint8_t *)dput(b, a_in, (size_t)out_n);
+    float *d_y = (float *)dput(b, NULL, (size_t)out_n * 4), *d_y2 = (float *)dput(b, NULL, (size_t)out_n * 4);
+    float *d_y3 = (float *)dput(b, NULL, (size_t)out_n * 4), *d_h = (float *)dput(b, NULL, (size_t)tm * 4);
+    uint8_t *d_a = (uint8_t *)dput(b, NULL, (size_t)out_n), *d_a2 = (uint8_t *)dput(b, NULL, (size_t)out_n);
+    float *d_dx = (float *)dput(b, NULL, (size_t)xn * 4), *d_dx2 = (float *)dput(b, NULL, (size_t)xn * 4);
+    const csnn_backend_ops *o = b->ops;
+    csnn_status st = o->neuron_pool_forward(b->dev, d, p, d_x, d_y, d_a, d_h);
+    if (st == CSNN_OK) st = o->neuron_pool_forward(b->dev, d, p, d_x, d_y2, d_a2, NULL);
+    if (st == CSNN_OK) st = o->neuron_pool_forward(b->dev, d, p, d_x, d_y3, NULL, NULL);
+    if (st == CSNN_OK) st = o->neuron_pool_backward(b->dev, d, p, NULL, d_hin, d_ain, d_dy, d_dx);
+    if (st == CSNN_OK) st = o->neuron_pool_backward(b->dev, d, p, d_x, NULL, d_ain, d_dy, d_dx2);
+    if (st == CSNN_OK) {
+        dget(b, r->y, d_y, (size_t)out_n * 4);
+        dget(b, r->y2, d_y2, (size_t)out_n * 4);
+        dget(b, r->y3, d_y3, (size_t)out_n * 4);
+        dget(b, r->a, d_a, (size_t)out_n);
+        dget(b, r->a2, d_a2, (size_t)out_n);
+        dget(b, r->h, d_h, (size_t)tm * 4);
+        dget(b, r->dx, d_dx, (size_t)xn * 4);
+        dget(b, r->dx2, d_dx2, (size_t)xn * 4);
+    }
+    void *bufs[] = {d_x, d_hin, d_dy, d_ain, d_y, d_y2, d_y3, d_h, d_a, d_a2, d_dx, d_dx2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dfree(b, bufs[i]);
+    return st;
+}
+
+/* The composition on one backend (CUDA: it must equal the fused entries bit
+ * for bit, the kernels sharing their device functions): neuron_forward +
+ * maxpool_forward -> y, a, h; maxpool_backward(dy, a_in) + neuron_backward
+ * from h_in -> dx, and from this backend's own h -> dx2. */
+static csnn_status npool_composed_on(backend *b, const csnn_neuron_desc *d,
+                                     const csnn_pool_desc *p, const float *x, const float *h_in,
+                                     const uint8_t *a_in, const float *dy, npool_res *r)
+{
+    int64_t tm = (int64_t)d->t * d->m, xn = d->x_shared ? d->m : tm;
+    int64_t out_n = p->planes * p->h_out * p->w_out;
+    float *d_x = (float *)dput(b, x, (size_t)xn * 4), *d_hin = (float *)dput(b, h_in, (size_t)tm * 4);
+    float *d_dy = (float *)dput(b, dy, (size_t)out_n * 4);
+    uint8_t *d_ain = (uint8_t *)dput(b, a_in, (size_t)out_n);
+    float *d_s = (float *)dput(b, NULL, (size_t)tm * 4), *d_h = (float *)dput(b, NULL, (size_t)tm * 4);
+    float *d_y = (float *)dput(b, NULL, (size_t)out_n * 4), *d_gs = (float *)dput(b, NULL, (size_t)tm * 4);
+    uint8_t *d_a = (uint8_t *)dput(b, NULL, (size_t)out_n);
+    float *d_dx = (float *)dput(b, NULL, (size_t)xn * 4), *d_dx2 = (float *)dput(b, NULL, (size_t)xn * 4);
+    const csnn_backend_ops *o = b->ops;
+    csnn_status st = o->neuron_forward(b->dev, d, d_x, d_s, d_h);
+    if (st == CSNN_OK) st = o->maxpool_forward(b->dev, p, d_s, d_y, d_a);
+    if (st == CSNN_OK) st = o->maxpool_backward(b->dev, p, d_dy, d_ain, d_gs);
+    if (st == CSNN_OK) st = o->neuron_backward(b->dev, d, d_gs, d_hin, d_dx);
+    if (st == CSNN_OK) st = o->neuron_backward(b->dev, d, d_gs, d_h, d_dx2);
+    if (st == CSNN_OK) {
+        dget(b, r->y, d_y, (size_t)out_n * 4);
+        dget(b, r->a, d_a, (size_t)out_n);
+        dget(b, r->h, d_h, (size_t)tm * 4);
+        dget(b, r->dx, d_dx, (size_t)xn * 4);
+        dget(b, r->dx2, d_dx2, (size_t)xn * 4);
+    }
+    void *bufs[] = {d_x, d_hin, d_dy, d_ain, d_s, d_h, d_y, d_gs, d_a, d_dx, d_dx2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dfree(b, bufs[i]);
+    return st;
+}
+
+/* Neurons whose reference membrane comes within 1e-5 of the threshold at
+ * some step (a rounding difference elsewhere could flip a spike there, and
+ * everything after it): amb[i] = 1. Returns their count. */
+static int64_t npool_ambiguous(const csnn_neuron_desc *d, const float *rh, uint8_t *amb)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < d->m; i++) {
+        amb[i] = 0;
+        for (int t = 0; t < d->t; t++)
+            if (fabsf(rh[(int64_t)t * d->m + i] - d->v_threshold) < 1e-5f) amb[i] = 1;
+        n += amb[i];
+    }
+    return n;
+}
+
+/* Pooled spikes and argmax equal exactly, except in windows holding an
+ * ambiguous neuron. */
+static void npool_check_pooled(const char *what, const char *who, const csnn_neuron_desc *d,
+                               const csnn_pool_desc *p, const uint8_t *amb, const float *y,
+                               const uint8_t *a, const float *wy, const uint8_t *wa)
+{
+    int64_t plane = (int64_t)p->h_in * p->w_in, pps = d->m / plane;
+    int64_t out_plane = (int64_t)p->h_out * p->w_out, bad = 0, n = 0;
+    for (int t = 0; t < d->t; t++)
+        for (int64_t pl = 0; pl < pps; pl++)
+            for (int oy = 0; oy < p->h_out; oy++)
+                for (int ox = 0; ox < p->w_out; ox++) {
+                    int skip = 0;
+                    for (int ky = 0; ky < p->k; ky++)
+                        for (int kx = 0; kx < p->k; kx++)
+                            skip |= amb[pl * plane + (int64_t)(oy * p->stride + ky) * p->w_in +
+                                        ox * p->stride + kx];
+                    if (skip) continue;
+                    int64_t o = ((int64_t)t * pps + pl) * out_plane + (int64_t)oy * p->w_out + ox;
+                    n++;
+                    if (memcmp(&y[o], &wy[o], 4) != 0 || (a && a[o] != wa[o])) {
+                        if (bad < 5)
+                            print_error("%s (%s) t %d plane %lld window (%d,%d): y %g/%g argmax "
+                                        "%d/%d\n",
+                                        what, who, t, (long long)pl, oy, ox, (double)y[o],
+                                        (double)wy[o], a ? a[o] : -1, wa[o]);
+                        bad++;
+                    }
+                }
+    if (bad) {
+        print_error("%s (%s): %lld of %lld windows differ\n", what, who, (long long)bad,
+                    (long long)n);
+        g_failed = 1;
+    }
+}
+
+/* |got - want| <= rel * max|want| + abs over the elements of unambiguous
+ * neurons (element e belongs to neuron e % M). */
+static void npool_check_close(const char *what, const char *who, const float *got,
+                              const float *want, int64_t n, int64_t m, const uint8_t *amb,
+                              double rel, double abs_tol)
+{
+    double maxref = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(want[i]) && fabs(want[i]) > maxref) maxref = fabs(want[i]);
+    double tol = rel * maxref + abs_tol;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (amb && amb[i % m]) continue;
+        double diff = fabs((double)got[i] - (double)want[i]);
+        if (!(diff <= tol)) {
+            if (bad < 5)
+                print_error("%s (%s) [%lld]: got %.9g, want %.9g (tolerance %.3g)\n", what, who,
+                            (long long)i, (double)got[i], (double)want[i], tol);
+            bad++;
+        }
+    }
+    if (bad) {
+        print_error("%s (%s): %lld of %lld elements differ\n", what, who, (long long)bad,
+                    (long long)n);
+        g_failed = 1;
+    }
+}
+
+/* H of unambiguous neurons within 1e-5 (1 + |H|). */
+static void npool_check_h(const char *what, const char *who, const csnn_neuron_desc *d,
+                          const uint8_t *amb, const float *h, const float *wh)
+{
+    int64_t bad = 0, tm = (int64_t)d->t * d->m;
+    for (int64_t e = 0; e < tm; e++) {
+        if (amb[e % d->m]) continue;
+        double tol = 1e-5 * (1.0 + fabs(wh[e]));
+        if (!(fabs((double)h[e] - (double)wh[e]) <= tol)) {
+            if (bad < 5)
+                print_error("%s (%s) h[%lld]: got %.9g, want %.9g\n", what, who, (long long)e,
+                            (double)h[e], (double)wh[e]);
+            bad++;
+        }
+    }
+    if (bad) {
+        print_error("%s (%s): %lld of %lld membranes differ\n", what, who, (long long)bad,
+                    (long long)tm);
+        g_failed = 1;
+    }
+}
+
+/* One configuration: reference (ref_neuron_* + ref_pool), CUDA fused, CUDA
+ * composed (bit for bit), CPU fused. */
+static void npool_case(const char *name, const csnn_neuron_desc *d0, int pps, int hin, int win,
+                       int k, int stride, int steps, int shared, int cpu_has)
+{
+    csnn_neuron_desc d = *d0;
+    d.t = steps;
+    d.x_shared = shared;
+    d.m = (int64_t)pps * hin * win;
+    csnn_pool_desc p;
+    memset(&p, 0, sizeof p);
+    p.planes = (int64_t)steps * pps;
+    p.h_in = hin;
+    p.w_in = win;
+    p.k = k;
+    p.stride = stride;
+    p.h_out = (hin - k) / stride + 1;
+    p.w_out = (win - k) / stride + 1;
+    int64_t tm = (int64_t)d.t * d.m, xn = shared ? d.m : tm;
+    int64_t out_n = p.planes * p.h_out * p.w_out;
+    float *x = fvec(xn), *dy = fvec(out_n);
+    fill_uniform(x, xn, -0.6, 1.4);
+    fill_uniform(dy, out_n, -1, 1);
+    /* reference: neurons, then pooling of their spikes (argmax and the
+     * routed gradient dL/dS), then the neurons' backward */
+    float *rs = fvec(tm), *rh = fvec(tm), *ry = fvec(out_n), *rgs = fvec(tm), *rdx = fvec(xn);
+    uint8_t *ra = (uint8_t *)xmalloc((size_t)out_n), *amb = (uint8_t *)xmalloc((size_t)d.m);
+    ref_neuron_forward(&d, x, rs, rh);
+    ref_pool(&p, rs, dy, ry, ra, rgs);
+    ref_neuron_backward(&d, rgs, rh, rdx);
+    int64_t n_amb = npool_ambiguous(&d, rh, amb);
+    char what[160];
+    snprintf(what, sizeof what, "neuron_pool %s T=%d %s %dx%dx%d k%d s%d", name, steps,
+             shared ? "x_shared" : "x[T]", pps, hin, win, k, stride);
+    if (n_amb * 100 > d.m + 100) {
+        print_error("%s: %lld of %lld neurons near the threshold\n", what, (long long)n_amb,
+                    (long long)d.m);
+        g_failed = 1;
+    }
+    npool_res g, c, comp;
+    npool_res_alloc(&g, out_n, tm, xn);
+    npool_res_alloc(&c, out_n, tm, xn);
+    npool_res_alloc(&comp, out_n, tm, xn);
+    OK(npool_on(&g_gpu, &d, &p, x, rh, ra, dy, &g));
+    /* against the reference */
+    npool_check_pooled(what, "y/argmax cuda vs ref", &d, &p, amb, g.y, g.a, ry, ra);
+    npool_check_h(what, "cuda vs ref", &d, amb, g.h, rh);
+    check_close(what, "dx (from h) cuda vs ref", g.dx, rdx, xn, 1e-5, 1e-6);
+    npool_check_close(what, "dx (H recomputed) cuda vs ref", g.dx2, rdx, xn, d.m, amb, 1e-5, 1e-6);
+    /* the same device: every path gives the same bits */
+    check_exact(what, "y without h vs with h", g.y2, g.y, out_n);
+    check_exact_u8(what, "argmax without h vs with h", g.a2, g.a, out_n);
+    check_exact(what, "y in inference vs training", g.y3, g.y, out_n);
+    /* fused == composition of this module's entries, bit for bit */
+    OK(npool_composed_on(&g_gpu, &d, &p, x, rh, ra, dy, &comp));
+    check_exact(what, "y fused vs composed", g.y, comp.y, out_n);
+    check_exact_u8(what, "argmax fused vs composed", g.a, comp.a, out_n);
+    check_exact(what, "h fused vs composed", g.h, comp.h, tm);
+    check_exact(what, "dx (from h) fused vs composed", g.dx, comp.dx, xn);
+    check_exact(what, "dx (H recomputed) fused vs composed", g.dx2, comp.dx2, xn);
+    if (cpu_has && cpu_ran("neuron_pool", npool_on(&g_cpu, &d, &p, x, rh, ra, dy, &c))) {
+        npool_check_pooled(what, "y/argmax cuda vs cpu", &d, &p, amb, g.y, g.a, c.y, c.a);
+        npool_check_h(what, "cuda vs cpu", &d, amb, g.h, c.h);
+        check_close(what, "dx (from h) cuda vs cpu", g.dx, c.dx, xn, 1e-5, 1e-6);
+        npool_check_close(what, "dx (H recomputed) cuda vs cpu", g.dx2, c.dx2, xn, d.m, amb,
+                          1e-5, 1e-6);
+    }
+    npool_res_free(&g);
+    npool_res_free(&c);
+    npool_res_free(&comp);
+    free(x);
+    free(dy);
+    free(rs);
+    free(rh);
+    free(ry);
+    free(rgs);
+    free(rdx);
+    free(ra);
+    free(amb);
+}
+
+static void test_neuron_pool(void **state)
+{
+    (void)state;
+    BEGIN();
+    typedef struct {
+        const char *name;
+        int kind, surrogate, hard, detach, decay;
+        float vth, vr, tau, alpha;
+    } npcase;
+    const npcase ncs[] = {
+        {"if_hard", CSNN_NEURON_IF, CSNN_SURROGATE_ATAN, 1, 0, 0, 1.0f, 0.0f, 2.0f, 2.0f},
+        {"lif_hard_decay", CSNN_NEURON_LIF, CSNN_SURROGATE_ATAN, 1, 0, 1, 1.0f, 0.0f, 2.0f, 2.0f},
+        {"lif_soft_nodecay", CSNN_NEURON_LIF, CSNN_SURROGATE_ATAN, 0, 0, 0, 1.0f, 0.0f, 2.0f, 2.0f},
+        {"if_detach_sigmoid", CSNN_NEURON_IF, CSNN_SURROGATE_SIGMOID, 1, 1, 0, 1.0f, 0.0f, 2.0f, 4.0f},
+        {"lif_hard_vr_tau3", CSNN_NEURON_LIF, CSNN_SURROGATE_ATAN, 1, 0, 1, 0.8f, -0.25f, 3.0f, 2.0f},
+        {"if_soft", CSNN_NEURON_IF, CSNN_SURROGATE_ATAN, 0, 0, 0, 1.0f, 0.0f, 2.0f, 2.0f},
+    };
+    /* planes per step, h, w, k, stride: the reference model's 2x2/2, odd
+     * sizes with leftover rows/columns (floor mode), overlapping windows
+     * (stride < k), gaps (stride > k), the generic path (k > 3) */
+    const int geo[][5] = {{3, 8, 8, 2, 2}, {2, 7, 9, 2, 2},  {2, 9, 7, 3, 2}, {3, 5, 6, 2, 1},
+                          {2, 11, 10, 3, 3}, {2, 8, 7, 2, 3}, {1, 13, 11, 5, 2}, {2, 4, 4, 4, 4},
+                          {1, 6, 5, 3, 1}};
+    const size_t n_nc = sizeof ncs / sizeof ncs[0], n_geo = sizeof geo / sizeof geo[0];
+    int cpu_has = !cpu_missing("neuron_pool_*", (const void *)g_cpu.ops->neuron_pool_forward) &&
+                  !cpu_missing("neuron_pool_backward", (const void *)g_cpu.ops->neuron_pool_backward);
+    size_t run = 0;
+    for (size_t gi = 0; gi < n_geo; gi++)
+        for (int steps = 1; steps <= 5; steps++)
+            for (int shared = 0; shared < 2; shared++) {
+                /* every neuron kind meets every geometry and both input kinds */
+                for (size_t r = 0; r < 2; r++, run++) {
+                    const npcase *nc = &ncs[(gi + (size_t)steps * 2 + r * 3 + (size_t)shared) % n_nc];
+                    csnn_neuron_desc d;
+                    memset(&d, 0, sizeof d);
+                    d.kind = nc->kind;
+                    d.surrogate = nc->surrogate;
+                    d.hard_reset = nc->hard;
+                    d.detach_reset = nc->detach;
+                    d.decay_input = nc->decay;
+                    d.v_threshold = nc->vth;
+                    d.v_reset = nc->vr;
+                    d.tau = nc->tau;
+                    d.alpha = nc->alpha;
+                    npool_case(nc->name, &d, geo[gi][0], geo[gi][1], geo[gi][2], geo[gi][3],
+                               geo[gi][4], steps, shared, cpu_has);
+                }
+            }
+    /* the reference model's sizes (one image of 8 channels, 48x48, T = 4), a
+     * large T (recomputation in several chunks), k = 16 */
+    {
+        csnn_neuron_desc d;
+        memset(&d, 0, sizeof d);
+        d.kind = CSNN_NEURON_IF;
+        d.surrogate = CSNN_SURROGATE_ATAN;
+        d.hard_reset = 1;
+        d.v_threshold = 1.0f;
+        d.tau = 2.0f;
+        d.alpha = 2.0f;
+        npool_case("if_hard", &d, 8, 48, 48, 2, 2, 4, 1, cpu_has);
+        npool_case("if_hard", &d, 8, 24, 24, 2, 2, 4, 0, cpu_has);
+        d.kind = CSNN_NEURON_LIF;
+        d.decay_input = 1;
+        npool_case("lif_hard_decay", &d, 2, 6, 6, 2, 2, 70, 1, cpu_has);
+        npool_case("lif_hard_decay", &d, 2, 6, 6, 2, 2, 33, 0, cpu_has);
+        npool_case("lif_hard_decay", &d, 2, 16, 16, 16, 1, 3, 0, cpu_has);
+    }
+    print_message("  %zu configurations\n", run + 5);
+    /* errors: shapes that do not match, no h and no x; M = 0 is a no-op */
+    {
+        const csnn_backend_ops *o = g_gpu.ops;
+        csnn_neuron_desc d;
+        memset(&d, 0, sizeof d);
+        d.kind = CSNN_NEURON_IF;
+        d.surrogate = CSNN_SURROGATE_ATAN;
+        d.hard_reset = 1;
+        d.v_threshold = 1.0f;
+        d.alpha = 2.0f;
+        d.t = 2;
+        d.m = 2 * 16 + 3;
+        csnn_pool_desc p = {4, 4, 4, 2, 2, 2, 2};
+        float *buf = (float *)dput(&g_gpu, NULL, 4096);
+        uint8_t *ab = (uint8_t *)dput(&g_gpu, NULL, 256);
+        assert_int_equal(o->neuron_pool_forward(g_gpu.dev, &d, &p, buf, buf, ab, NULL),
+                         CSNN_ERR_SHAPE);
+        print_message("  shape mismatch: %s\n", csnn_last_error_message());
+        d.m = 2 * 16;
+        p.planes = 3;
+        assert_int_equal(o->neuron_pool_backward(g_gpu.dev, &d, &p, buf, NULL, ab, buf, buf),
+                         CSNN_ERR_SHAPE);
+        p.planes = 4;
+        assert_int_equal(o->neuron_pool_backward(g_gpu.dev, &d, &p, NULL, NULL, ab, buf, buf),
+                         CSNN_ERR_INVALID_ARGUMENT);
+        d.m = 0;
+        p.planes = 0;
+        OK(o->neuron_pool_forward(g_gpu.dev, &d, &p, NULL, NULL, NULL, NULL));
+        OK(o->neuron_pool_backward(g_gpu.dev, &d, &p, NULL, NULL, NULL, NULL, NULL));
+        dfree(&g_gpu, buf);
+        dfree(&g_gpu, ab);
+    }
+    END();
+}
+
+/* ------------------------------------------------------------------------ */
 /* loss                                                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -1827,9 +2228,14 @@ int main(void)
         cmocka_unit_test(test_reduce),  cmocka_unit_test(test_conv),
         cmocka_unit_test(test_bn),      cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_elementwise), cmocka_unit_test(test_dropout),
-        cmocka_unit_test(test_neuron),  cmocka_unit_test(test_loss),
+        cmocka_unit_test(test_neuron),  cmocka_unit_test(test_neuron_pool),
+        cmocka_unit_test(test_loss),
         cmocka_unit_test(test_optim),   cmocka_unit_test(test_errors),
     };
+    /* CSNN_CUDA_TEST_FILTER: run only the tests matching a pattern (cmocka's
+     * wildcards, e.g. "test_neuron*") */
+    const char *filter = getenv("CSNN_CUDA_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
     int rc = cmocka_run_group_tests_name("cuda parity", tests, NULL, NULL);
     g_gpu.ops->close(g_gpu.dev);
     g_gpu_small.ops->close(g_gpu_small.dev);

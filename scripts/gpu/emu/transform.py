@@ -1,6 +1,7 @@
 # transform.py SRC.cu DST.cpp - rewrites kernel launches k<<<g, b, ...>>>(args)
 # into emu_launch(threaded, g, b, [&]() { k(args); }) for the host emulator;
 # "threaded" when the kernel body synchronises (__syncthreads, cu_block_sum).
+# Template kernels are launched as k<args><<<...>>>(...) (k_npool_forward<2>).
 import re, sys, pathlib
 src, dst = sys.argv[1], sys.argv[2]
 s = pathlib.Path(src).read_text()
@@ -19,9 +20,10 @@ for m in re.finditer(r'__global__\s+void\s+(\w+)\s*\(', s):
     body = s[i:j]
     threaded[name] = ('__syncthreads' in body) or ('cu_block_sum' in body)
 out, pos = [], 0
-for m in re.finditer(r'(\w+)<<<', s):
+for m in re.finditer(r'(\w+)(<[^<>;]*>)?<<<', s):
     if m.start() < pos: continue
     name = m.group(1)
+    targs = m.group(2) or ''
     k = s.index('>>>', m.end())
     cfg = s[m.end():k]
     parts, depth, cur = [], 0, ''
@@ -43,7 +45,7 @@ for m in re.finditer(r'(\w+)<<<', s):
     args = s[a+1:b]
     out.append(s[pos:m.start()])
     out.append('emu_launch(%s, %s, %s, [&]() { %s(%s); })' % (
-        'true' if threaded[name] else 'false', parts[0], parts[1], name, args))
+        'true' if threaded[name] else 'false', parts[0], parts[1], name + targs, args))
     pos = b + 1
 out.append(s[pos:])
 pathlib.Path(dst).write_text(''.join(out))
