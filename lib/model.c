@@ -252,9 +252,15 @@ static csnn_status init_params(csnn_model *m, uint64_t seed)
             } else {
                 int64_t fan_in = m->tensors[l->t_weight].numel / m->tensors[l->t_weight].shape[0];
                 double bound = 1.0 / sqrt((double)fan_in);
-                for (int64_t e = 0; e < t->numel; e++) {
-                    double u = csnn_rng_uniform(seed, (uint64_t)ids[k], (uint64_t)e);
-                    host[e] = (float)(bound * (2.0 * u - 1.0));
+                /* csnn_rng_uniform(seed, stream, e), four values per Philox block */
+                for (int64_t e = 0; e < t->numel; e += 4) {
+                    uint32_t ctr[4] = {(uint32_t)(e >> 2), (uint32_t)((uint64_t)e >> 34),
+                                       (uint32_t)ids[k], 0};
+                    csnn_philox4x32(ctr, seed);
+                    for (int64_t j = 0; j < 4 && e + j < t->numel; j++) {
+                        double u = (float)(ctr[j] >> 8) * (1.0f / 16777216.0f);
+                        host[e + j] = (float)(bound * (2.0 * u - 1.0));
+                    }
                 }
             }
             st = m->ops->upload(m->dev, t->data, host, (size_t)t->numel * sizeof(float));
