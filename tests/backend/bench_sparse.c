@@ -5,12 +5,13 @@
  *   fc1    Linear(18432, 1152) on [64, 18432], input 0 / 2
  *   sn1    IF on [4, 16, 128, 48, 48] with x_shared, then MaxPool 2
  *   sn2    IF on [4, 16, 128, 24, 24], then MaxPool 2
- * Not a test and not installed: `ninja -C build bench_sparse`, then
- *   build/tests/backend/bench_sparse [threads] [repeats] [what]
- * (what: all, conv, linear, neuron). Each time is the minimum over the
- * repeats (the machine may be shared: the load average is printed). Forced
- * modes (csnn__cpu_sparse_mode) time the sparse kernels at every density,
- * "auto" what the entry chooses. */
+ * Not a test and not installed: `ninja -C build tests/backend/bench_sparse`,
+ * then build/tests/backend/bench_sparse [threads] [repeats] [what]
+ * (what: all, conv, linear, neuron, sn1, sn2). Each time is the minimum over
+ * the repeats (the machine may be shared: the load average is printed;
+ * BENCH_CLOCK=cpu measures process CPU time instead of wall-clock time).
+ * Forced modes (csnn__cpu_sparse_mode) time the sparse kernels at every
+ * density, "auto" what the entry chooses. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,10 +255,8 @@ int main(int argc, char **argv)
         bench_linear(dev, 64, 18432, 1152, "fc1");
         bench_linear(dev, 64, 1152, 128, "fc2");
     }
-    if (all || !strcmp(what, "neuron")) {
-        bench_neuron(dev, 1, 48, "sn1");
-        bench_neuron(dev, 0, 24, "sn2");
-    }
+    if (all || !strcmp(what, "neuron") || !strcmp(what, "sn1")) bench_neuron(dev, 1, 48, "sn1");
+    if (all || !strcmp(what, "neuron") || !strcmp(what, "sn2")) bench_neuron(dev, 0, 24, "sn2");
     loadavg("at end");
     OPS->close(dev);
     return 0;

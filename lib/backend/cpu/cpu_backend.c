@@ -42,16 +42,24 @@ static void cpu_close(void *dev)
     free(d);
 }
 
-int csnn__cpu_force_generic;
 int csnn__cpu_sparse_mode;
+int csnn__cpu_isa_cap = CPU_ISA_AVX512;
+
+int csnn__cpu_isa(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (csnn__cpu_isa_cap >= CPU_ISA_AVX512 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi"))
+        return CPU_ISA_AVX512;
+    if (csnn__cpu_isa_cap >= CPU_ISA_AVX2 && __builtin_cpu_supports("avx2")) return CPU_ISA_AVX2;
+#endif
+    return CPU_ISA_BASE;
+}
 
 int csnn__cpu_use_avx512(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    return !csnn__cpu_force_generic && __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
+    return csnn__cpu_isa() == CPU_ISA_AVX512;
 }
 
 void *csnn__cpu_scratch(cpu_device *d, size_t bytes, const char *op)

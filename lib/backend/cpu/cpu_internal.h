@@ -54,11 +54,55 @@ void csnn__cpu_parallel_for(const cpu_device *d, int64_t n, int64_t grain, cpu_r
  *  CSNN_ERR_OUT_OF_MEMORY (naming `op`) when it cannot be had. */
 void *csnn__cpu_scratch(cpu_device *d, size_t bytes, const char *op);
 
-/** 1 when the AVX-512 kernels of the sparse entries may run: the CPU and
- *  the OS support AVX-512F and csnn__cpu_force_generic is 0. */
+/* ---- instruction-set variants ----
+ * libcsnn is compiled for the baseline of its architecture. Hot loops also
+ * exist as AVX2 and AVX-512 code, chosen at run time:
+ *  - elementwise loops (neurons, fused neuron + pool) are compiled three
+ *    times from one always_inline body (CPU_RANGE_VARIANTS); the variants
+ *    compute bit for bit the same, since the loops use +, -, *, / and
+ *    comparisons only (IEEE at every width) and contraction into FMA is off;
+ *  - the spike-sparse kernels have an AVX-512 version with intrinsics (FMA)
+ *    and a portable one; they agree to float rounding. */
+enum { CPU_ISA_BASE = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };
+/** The best instruction set this CPU (and OS) supports, at most
+ *  csnn__cpu_isa_cap. */
+int csnn__cpu_isa(void);
+/** 1 when csnn__cpu_isa() is CPU_ISA_AVX512. */
 int csnn__cpu_use_avx512(void);
-/** Tests set it to 1 to run the portable kernels on any CPU. */
-extern int csnn__cpu_force_generic;
+/** The highest variant used (CPU_ISA_AVX512 by default); tests lower it to
+ *  run the other variants on any CPU. */
+extern int csnn__cpu_isa_cap;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CPU_TARGET_AVX2 __attribute__((target("avx2"), optimize("fp-contract=off")))
+#define CPU_TARGET_AVX512                                                                          \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512"),         \
+                   optimize("fp-contract=off")))
+/** Defines `static cpu_range_fn name(void)` returning the variant of the
+ *  cpu_range_fn `body` (a static inline always_inline function) for this CPU. */
+#define CPU_RANGE_VARIANTS(name, body)                                                             \
+    static void name##_base(void *a, int64_t b, int64_t e, int w) { body(a, b, e, w); }           \
+    static CPU_TARGET_AVX2 void name##_avx2(void *a, int64_t b, int64_t e, int w)                 \
+    {                                                                                              \
+        body(a, b, e, w);                                                                          \
+    }                                                                                              \
+    static CPU_TARGET_AVX512 void name##_avx512(void *a, int64_t b, int64_t e, int w)             \
+    {                                                                                              \
+        body(a, b, e, w);                                                                          \
+    }                                                                                              \
+    static cpu_range_fn name(void)                                                                 \
+    {                                                                                              \
+        const int isa = csnn__cpu_isa();                                                           \
+        return isa == CPU_ISA_AVX512 ? name##_avx512 : isa == CPU_ISA_AVX2 ? name##_avx2           \
+                                                                           : name##_base;          \
+    }
+#else
+#define CPU_RANGE_VARIANTS(name, body)                                                             \
+    static void name##_base(void *a, int64_t b, int64_t e, int w) { body(a, b, e, w); }           \
+    static cpu_range_fn name(void) { return name##_base; }
+#endif
+#define CPU_INLINE static inline __attribute__((always_inline))
+
 /** How the spike-sparse entries choose between their sparse and dense
  *  kernels: 0 by the measured density thresholds (the default), 1 always
  *  sparse, 2 always dense (for tests and benchmarks). */

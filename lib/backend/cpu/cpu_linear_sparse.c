@@ -30,24 +30,31 @@
 #include <limits.h>
 #include <string.h>
 
-#include "cpu_internal.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define CSNN_HAVE_AVX512_KERNELS 1
-#define AVX512_TARGET __attribute__((target("avx512f,bmi,popcnt")))
-#endif
+#include "cpu_simd.h"
 
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15) /* floats in 64-byte multiples */
-#define LIN_OB 64  /* outputs per tile (4 AVX-512 accumulators) */
+#define LIN_OB 64     /* forward: outputs per tile (4 AVX-512 accumulators) */
+#define LIN_DW_OB 128 /* dW: outputs per tile (8 AVX-512 accumulators) */
 #define LIN_FB 128 /* inputs per tile */
 
 /* Densities (non-zero inputs / all inputs) above which the dense path runs,
- * and the size (rows * in * out multiply-adds) below which it always runs. */
-#define LIN_FWD_MAX_DENSITY 0.6
-#define LIN_DW_MAX_DENSITY 0.6
-#define LIN_GENERIC_MAX_DENSITY 0.15
+ * and the size (rows * in * out multiply-adds) below which it always runs.
+ * Measured with tests/backend/bench_sparse.c on the reference fc1
+ * ([64, 18432] -> 1152, input 0/2), one thread, process CPU time, min of 7
+ * runs, on a 2-core Xeon (Emerald Rapids, AVX-512) at load average ~2-4:
+ * forward dense ~29.5 ms, sparse 9.7 / 16 / 20 / 25 / 35 ms at densities
+ * 0.02 / 0.1 / 0.2 / 0.3 / 0.6 (crossover ~0.4); dW dense ~30 ms, sparse
+ * 13 / 17 / 22 / 27 / 38 ms at 0.02 / 0.1 / 0.2 / 0.3 / 0.5 (crossover
+ * ~0.33). The floor of both is the memory traffic of w or dw (85 MB). The
+ * portable kernels are 3-5x slower. */
+#define LIN_FWD_MAX_DENSITY 0.4
+#define LIN_DW_MAX_DENSITY 0.3
+#define LIN_GENERIC_MAX_DENSITY 0.05
 #define LIN_MIN_MACS ((int64_t)1 << 22)
+/* dW has a larger fixed cost (lists per block of inputs, the tile
+ * transposes): the reference fc2 ([64, 1152] -> 128, 9.4 M multiply-adds)
+ * measured 0.4 ms sparse against 0.25 ms dense at any density. */
+#define LIN_DW_MIN_MACS ((int64_t)1 << 26)
 
 static csnn_status lin_check(const char *op, int64_t rows, int64_t in, int64_t out)
 {
@@ -58,83 +65,6 @@ static csnn_status lin_check(const char *op, int64_t rows, int64_t in, int64_t o
         return csnn__error(CSNN_ERR_LIMIT, "cpu %s: sizes beyond 2^31 (rows %lld in %lld out %lld)",
                            op, (long long)rows, (long long)in, (long long)out);
     return CSNN_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Tile transposes                                                           */
-/* ------------------------------------------------------------------------ */
-
-/* dst[c * ldd + r] = src[r * lds + c] for r < nr, c < nc (portable). */
-static void transpose_generic(const float *src, int64_t lds, int nr, int nc, float *dst,
-                              int64_t ldd)
-{
-    for (int r0 = 0; r0 < nr; r0 += 8)
-        for (int c = 0; c < nc; c++)
-            for (int r = r0; r < nr && r < r0 + 8; r++) dst[(int64_t)c * ldd + r] = src[r * lds + c];
-}
-
-#ifdef CSNN_HAVE_AVX512_KERNELS
-/* One 16 x 16 block: dst[c * ldd + r] = src[r * lds + c]. */
-static inline __attribute__((always_inline)) AVX512_TARGET void
-transpose16(const float *src, int64_t lds, float *dst, int64_t ldd)
-{
-    __m512 r[16], t[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    /* r[4i + j] now holds, in each 128-bit lane L, column 4L + j of rows
-     * 4i..4i+3. Gather the lanes: */
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);      /* lanes 0,2 of rows 0-7 */
-        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);  /* lanes 1,3 */
-        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        /* column j (lane 0), 8 + j (lane 2), 4 + j (lane 1), 12 + j (lane 3) */
-        _mm512_storeu_ps(dst + (0 + j) * ldd, _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88));
-        _mm512_storeu_ps(dst + (8 + j) * ldd, _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD));
-        _mm512_storeu_ps(dst + (4 + j) * ldd, _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88));
-        _mm512_storeu_ps(dst + (12 + j) * ldd, _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD));
-    }
-}
-
-static AVX512_TARGET void transpose_avx512(const float *src, int64_t lds, int nr, int nc,
-                                           float *dst, int64_t ldd)
-{
-    const int fr = nr & ~15, fc = nc & ~15;
-    for (int r = 0; r < fr; r += 16)
-        for (int c = 0; c < fc; c += 16)
-            transpose16(src + r * lds + c, lds, dst + (int64_t)c * ldd + r, ldd);
-    if (fc < nc) transpose_generic(src + fc, lds, fr, nc - fc, dst + (int64_t)fc * ldd, ldd);
-    if (fr < nr) transpose_generic(src + fr * lds, lds, nr - fr, nc, dst + fr, ldd);
-}
-#endif
-
-static void transpose_tile(int avx512, const float *src, int64_t lds, int nr, int nc, float *dst,
-                           int64_t ldd)
-{
-#ifdef CSNN_HAVE_AVX512_KERNELS
-    if (avx512) {
-        transpose_avx512(src, lds, nr, nc, dst, ldd);
-        return;
-    }
-#endif
-    (void)avx512;
-    transpose_generic(src, lds, nr, nc, dst, ldd);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -240,7 +170,7 @@ static void fwd_oblock(void *arg, int64_t ob, int worker)
     for (int64_t fb = 0; fb < j->nfb; fb++) {
         const int64_t f0 = fb * LIN_FB;
         const int nf = (int)(j->in - f0 < LIN_FB ? j->in - f0 : LIN_FB);
-        transpose_tile(j->avx512, j->w + o0 * j->in + f0, j->in, n, nf, wt, LIN_OB);
+        simd_transpose(j->avx512, j->w + o0 * j->in + f0, j->in, n, nf, wt, LIN_OB, NULL);
 #ifdef CSNN_HAVE_AVX512_KERNELS
         if (j->avx512) {
             fwd_tile_avx512(j, fb, wt, acc);
@@ -259,10 +189,10 @@ static void fwd_oblock(void *arg, int64_t ob, int worker)
     }
 }
 
-static int lin_small(int64_t rows, int64_t in, int64_t out)
+static int lin_small(int64_t rows, int64_t in, int64_t out, int64_t min_macs)
 {
     if (csnn__cpu_sparse_mode) return csnn__cpu_sparse_mode == 2;
-    return out < 16 || (double)rows * (double)in * (double)out < (double)LIN_MIN_MACS;
+    return out < 16 || (double)rows * (double)in * (double)out < (double)min_macs;
 }
 
 csnn_status csnn__cpu_linear_forward_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
@@ -279,7 +209,7 @@ csnn_status csnn__cpu_linear_forward_sparse(void *dev, int64_t rows, int64_t in,
         CPU_NOT_NULL(op, w);
     }
     const int avx512 = csnn__cpu_use_avx512();
-    if (in == 0 || lin_small(rows, in, out)) goto dense;
+    if (in == 0 || lin_small(rows, in, out, LIN_MIN_MACS)) goto dense;
     {
         lin_fwd_job j = {.rows = rows, .in = in, .out = out, .avx512 = avx512, .x = x, .w = w,
                          .b = b, .y = y};
@@ -354,7 +284,7 @@ static void dw_tile_generic(const lin_dw_job *j, int64_t o0, int n, int nf, cons
                             const int32_t *crow, const float *cval, float *tile)
 {
     for (int c = 0; c < nf; c++) {
-        float *restrict t = tile + (int64_t)c * LIN_OB;
+        float *restrict t = tile + (int64_t)c * LIN_DW_OB;
         for (int o = 0; o < n; o++) t[o] = 0.0f;
         for (int64_t k = c * j->rows; k < c * j->rows + ccount[c]; k++) {
             const float v = cval[k];
@@ -370,26 +300,25 @@ static AVX512_TARGET void dw_tile_avx512(const lin_dw_job *j, int64_t o0, int n,
                                          const float *cval, float *tile)
 {
     /* the last vectors of a partial block of outputs are masked */
-    __mmask16 mk[4];
-    for (int v = 0; v < 4; v++) {
+    __mmask16 mk[LIN_DW_OB / 16];
+    for (int v = 0; v < LIN_DW_OB / 16; v++) {
         const int left = n - 16 * v;
         mk[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
     }
     for (int c = 0; c < nf; c++) {
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m512 a[LIN_DW_OB / 16];
+#pragma GCC unroll 8
+        for (int v = 0; v < LIN_DW_OB / 16; v++) a[v] = _mm512_setzero_ps();
         for (int64_t k = c * j->rows; k < c * j->rows + ccount[c]; k++) {
-            const __m512 v = _mm512_set1_ps(cval[k]);
+            const __m512 x = _mm512_set1_ps(cval[k]);
             const float *d = j->dy + (int64_t)crow[k] * j->out + o0;
-            a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[0], d), a0);
-            a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[1], d + 16), a1);
-            a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[2], d + 32), a2);
-            a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk[3], d + 48), a3);
+#pragma GCC unroll 8
+            for (int v = 0; v < LIN_DW_OB / 16; v++)
+                a[v] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mk[v], d + 16 * v), a[v]);
         }
-        float *t = tile + (int64_t)c * LIN_OB;
-        _mm512_storeu_ps(t, a0);
-        _mm512_storeu_ps(t + 16, a1);
-        _mm512_storeu_ps(t + 32, a2);
-        _mm512_storeu_ps(t + 48, a3);
+        float *t = tile + (int64_t)c * LIN_DW_OB;
+#pragma GCC unroll 8
+        for (int v = 0; v < LIN_DW_OB / 16; v++) _mm512_storeu_ps(t + 16 * v, a[v]);
     }
 }
 #endif
@@ -400,13 +329,13 @@ static void dw_fblock(void *arg, int64_t fb, int worker)
     const lin_dw_job *j = arg;
     const int64_t f0 = fb * LIN_FB;
     const int nf = (int)(j->in - f0 < LIN_FB ? j->in - f0 : LIN_FB);
-    float *tile = j->work + (size_t)worker * j->work_floats; /* [LIN_FB][LIN_OB] */
-    int32_t *ccount = (int32_t *)(tile + LIN_FB * LIN_OB);   /* LIN_FB */
+    float *tile = j->work + (size_t)worker * j->work_floats; /* [LIN_FB][LIN_DW_OB] */
+    int32_t *ccount = (int32_t *)(tile + LIN_FB * LIN_DW_OB);   /* LIN_FB */
     int32_t *crow = ccount + LIN_FB;                         /* LIN_FB * rows */
     float *cval = (float *)(crow + (size_t)j->rows * LIN_FB);
     list_columns(j, f0, nf, ccount, crow, cval);
-    for (int64_t o0 = 0; o0 < j->out; o0 += LIN_OB) {
-        const int n = (int)(j->out - o0 < LIN_OB ? j->out - o0 : LIN_OB);
+    for (int64_t o0 = 0; o0 < j->out; o0 += LIN_DW_OB) {
+        const int n = (int)(j->out - o0 < LIN_DW_OB ? j->out - o0 : LIN_DW_OB);
 #ifdef CSNN_HAVE_AVX512_KERNELS
         if (j->avx512)
             dw_tile_avx512(j, o0, n, nf, ccount, crow, cval, tile);
@@ -414,7 +343,7 @@ static void dw_fblock(void *arg, int64_t fb, int worker)
 #endif
             dw_tile_generic(j, o0, n, nf, ccount, crow, cval, tile);
         /* dw[o0 + o, f0 + c] = tile[c, o] */
-        transpose_tile(j->avx512, tile, LIN_OB, nf, n, j->dw + o0 * j->in + f0, j->in);
+        simd_transpose_stream(j->avx512, tile, LIN_DW_OB, nf, n, j->dw + o0 * j->in + f0, j->in);
     }
 }
 
@@ -438,19 +367,20 @@ csnn_status csnn__cpu_linear_weight_grad_sparse(void *dev, int64_t rows, int64_t
         } else {
             const double max = avx512 ? LIN_DW_MAX_DENSITY : LIN_GENERIC_MAX_DENSITY;
             double dens = 0.0;
-            if (!lin_small(rows, in, out) && !csnn__cpu_sparse_mode) {
+            const int small = lin_small(rows, in, out, LIN_DW_MIN_MACS);
+            if (!small && !csnn__cpu_sparse_mode) {
                 double nz = 0.0;
                 CSNN_TRY(csnn__cpu_reduce(dev, CSNN_REDUCE_COUNT_NONZERO, x, rows * in, &nz));
                 dens = nz / ((double)rows * (double)in);
             }
-            if (lin_small(rows, in, out) || dens > max) {
+            if (small || dens > max) {
                 CSNN_TRY(csnn__cpu_gemm(dev, 1, 0, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw,
                                         in));
             } else {
                 lin_dw_job j = {.rows = rows, .in = in, .out = out, .avx512 = avx512, .x = x,
                                 .dy = dy, .dw = dw};
                 j.work_floats =
-                    ALIGN16((size_t)LIN_FB * LIN_OB + LIN_FB + 2 * (size_t)rows * LIN_FB);
+                    ALIGN16((size_t)LIN_FB * LIN_DW_OB + LIN_FB + 2 * (size_t)rows * LIN_FB);
                 float *s = csnn__cpu_scratch(
                     dv, j.work_floats * sizeof(float) * csnn__cpu_workers(dv), op);
                 if (!s) return CSNN_ERR_OUT_OF_MEMORY;

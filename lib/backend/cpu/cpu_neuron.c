@@ -22,7 +22,8 @@
  * in blocks of NEURON_BLOCK with the time loop outside and the neurons of the
  * block (vectorisable) inside, the state kept in small local arrays. The
  * per-element code lives in cpu_neuron.h, shared with the fused neuron +
- * max-pool entries (cpu_neuron_pool.c). */
+ * max-pool entries (cpu_neuron_pool.c); the loops run as AVX-512 or AVX2
+ * code where the CPU has it (CPU_RANGE_VARIANTS: the same bits). */
 #include "cpu_neuron.h"
 
 #define NEURON_GRAIN 4096
@@ -78,7 +79,7 @@ csnn_status csnn__cpu_neuron_setup(const char *op, const csnn_neuron_desc *d, ne
     return CSNN_OK;
 }
 
-static void neuron_fwd_range(void *arg, int64_t m0, int64_t m1, int worker)
+CPU_INLINE void neuron_fwd_body(void *arg, int64_t m0, int64_t m1, int worker)
 {
     (void)worker;
     const neuron_job *j = arg;
@@ -96,6 +97,8 @@ static void neuron_fwd_range(void *arg, int64_t m0, int64_t m1, int worker)
     }
 }
 
+CPU_RANGE_VARIANTS(neuron_fwd_range, neuron_fwd_body)
+
 csnn_status csnn__cpu_neuron_forward(void *dev, const csnn_neuron_desc *d, const float *x,
                                      float *s, float *h)
 {
@@ -107,11 +110,11 @@ csnn_status csnn__cpu_neuron_forward(void *dev, const csnn_neuron_desc *d, const
     j.x = x;
     j.s = s;
     j.h_out = h;
-    csnn__cpu_parallel_for(dev, d->m, NEURON_GRAIN, neuron_fwd_range, &j);
+    csnn__cpu_parallel_for(dev, d->m, NEURON_GRAIN, neuron_fwd_range(), &j);
     return CSNN_OK;
 }
 
-static void neuron_bwd_range(void *arg, int64_t m0, int64_t m1, int worker)
+CPU_INLINE void neuron_bwd_body(void *arg, int64_t m0, int64_t m1, int worker)
 {
     (void)worker;
     const neuron_job *j = arg;
@@ -132,6 +135,8 @@ static void neuron_bwd_range(void *arg, int64_t m0, int64_t m1, int worker)
     }
 }
 
+CPU_RANGE_VARIANTS(neuron_bwd_range, neuron_bwd_body)
+
 csnn_status csnn__cpu_neuron_backward(void *dev, const csnn_neuron_desc *d, const float *grad_s,
                                       const float *h, float *grad_x)
 {
@@ -144,6 +149,6 @@ csnn_status csnn__cpu_neuron_backward(void *dev, const csnn_neuron_desc *d, cons
     j.gs = grad_s;
     j.h = h;
     j.gx = grad_x;
-    csnn__cpu_parallel_for(dev, d->m, NEURON_GRAIN, neuron_bwd_range, &j);
+    csnn__cpu_parallel_for(dev, d->m, NEURON_GRAIN, neuron_bwd_range(), &j);
     return CSNN_OK;
 }

@@ -41,13 +41,13 @@ csnn_status csnn__cpu_neuron_setup(const char *op, const csnn_neuron_desc *d, ne
 
 /* x >= 0 as 1 or 0 (0 for NaN), written so that GCC vectorises it under
  * -ftrapping-math. */
-static inline float heaviside(float x)
+CPU_INLINE float heaviside(float x)
 {
     return (float)(!(x < 0.0f) & (x == x));
 }
 
 /* h[i] = charge(v[i], x[i]) for i < len */
-static inline void neuron_charge(const neuron_job *j, const float *v, const float *x, float *h,
+CPU_INLINE void neuron_charge(const neuron_job *j, const float *v, const float *x, float *h,
                                  int len)
 {
     const float tau = j->tau, vr = j->vr, k = j->k_leak;
@@ -72,7 +72,7 @@ static inline void neuron_charge(const neuron_job *j, const float *v, const floa
 
 /* Fire and reset: s[i] = heaviside(h[i] - v_th), v[i] = the state after the
  * reset, for i < len. */
-static inline void neuron_fire(const neuron_job *j, const float *h, float *s, float *v, int len)
+CPU_INLINE void neuron_fire(const neuron_job *j, const float *h, float *s, float *v, int len)
 {
     const float vth = j->vth, vr = j->vr;
     if (j->hard)
@@ -95,7 +95,7 @@ static inline void neuron_fire(const neuron_job *j, const float *h, float *s, fl
  * loop. With x = H - v_th and S = heaviside(x):
  *   gS = gs + gv dV/dS   (dV/dS: hard v_reset - H, soft -v_th, 0 if detached)
  *   gH = surrogate(gS, x) + gv dV/dH   (dV/dH: hard 1 - S, soft 1) */
-static inline void neuron_bwd_step(const neuron_job *j, int len, const float *h, const float *gs,
+CPU_INLINE void neuron_bwd_step(const neuron_job *j, int len, const float *h, const float *gs,
                                    float *gv, float *gx, const int sigmoid)
 {
     const float vth = j->vth, vr = j->vr, hard = j->hard_f, keep = j->keep_f;
@@ -121,7 +121,7 @@ static inline void neuron_bwd_step(const neuron_job *j, int len, const float *h,
 }
 
 /* neuron_bwd_step with the surrogate chosen at run time (two loops). */
-static inline void neuron_bwd(const neuron_job *j, int len, const float *h, const float *gs,
+CPU_INLINE void neuron_bwd(const neuron_job *j, int len, const float *h, const float *gs,
                               float *gv, float *gx)
 {
     if (j->sigmoid)

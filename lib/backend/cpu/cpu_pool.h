@@ -19,7 +19,7 @@ csnn_status csnn__cpu_pool_check(const char *op, const csnn_pool_desc *d);
  * order, v replaces the best so far when v > best or v is NaN (PyTorch's
  * rule): written as !(v <= best) & (best == best) | (v != v), which is the
  * same for every input and lets GCC vectorise under -ftrapping-math. */
-static inline void pool_window_step(const float *win, const int s, int n, int32_t idx,
+CPU_INLINE void pool_window_step(const float *win, const int s, int n, int32_t idx,
                                     float *best, int32_t *arg_best)
 {
     for (int i = 0; i < n; i++) {
@@ -32,7 +32,7 @@ static inline void pool_window_step(const float *win, const int s, int n, int32_
 
 /* Pools one plane x [h_in, w_in] into y [h_out, w_out] and, when argmax is
  * not NULL, the window index of each first maximum. */
-static inline void pool_plane_forward(const csnn_pool_desc *d, const float *x, float *y,
+CPU_INLINE void pool_plane_forward(const csnn_pool_desc *d, const float *x, float *y,
                                       uint8_t *argmax)
 {
     const int k = d->k, s = d->stride;
@@ -65,7 +65,7 @@ static inline void pool_plane_forward(const csnn_pool_desc *d, const float *x, f
 /* dx [h_in, w_in] (zeroed by the caller) += dy [h_out, w_out] routed to each
  * window's argmax, window by window in row-major order (so overlapping
  * windows accumulate in the same order everywhere). */
-static inline void pool_plane_backward(const csnn_pool_desc *d, const float *dy,
+CPU_INLINE void pool_plane_backward(const csnn_pool_desc *d, const float *dy,
                                        const uint8_t *argmax, float *dx)
 {
     const int k = d->k, s = d->stride;

@@ -1,0 +1,421 @@
+/* test_cpu_sparse.c - CPU backend: the spike-sparse convolution and linear
+ * entries against the dense entries of the same backend, on spike inputs
+ * (0/1 and 0/2) at densities 0 .. 1, with every kernel the entries have: the
+ * density-chosen path, the sparse kernels forced, the dense path forced, and
+ * the portable kernels forced on CPUs that have AVX-512 (csnn__cpu_isa_cap). Odd shapes, stride
+ * 2, padding 0/1/2, kernels 1/3/5 and non-square, c_in 1/3/many, several
+ * output tiles, uneven lanes; results within float rounding of the dense
+ * ones, dx and db bit for bit (they take the same code); 1 vs 3 threads bit
+ * for bit; workspaces full of NaN garbage; argument errors. */
+#include "backend_test.h"
+#include "../../lib/backend/cpu/cpu_internal.h"
+
+static const double densities[] = {0.0, 0.01, 0.1, 0.3, 0.7, 1.0};
+#define N_DENS (sizeof densities / sizeof densities[0])
+
+/* The kernel choices each case runs: {sparse mode, highest instruction set}
+ * (the AVX-512 kernels where the CPU has them, the portable ones). */
+static const int modes[][2] = {{0, CPU_ISA_AVX512}, {1, CPU_ISA_AVX512}, {2, CPU_ISA_AVX512},
+                               {0, CPU_ISA_BASE},   {1, CPU_ISA_BASE}};
+#define N_MODES (sizeof modes / sizeof modes[0])
+
+static void set_mode(int k)
+{
+    csnn__cpu_sparse_mode = modes[k][0];
+    csnn__cpu_isa_cap = modes[k][1];
+}
+
+static void reset_mode(void)
+{
+    csnn__cpu_sparse_mode = 0;
+    csnn__cpu_isa_cap = CPU_ISA_AVX512;
+}
+
+static float *spikes(tb_rng *r, size_t n, double density, float value)
+{
+    float *x = tb_floats(n);
+    for (size_t i = 0; i < n; i++) x[i] = tb_uniform(r) < density ? value : 0.0f;
+    return x;
+}
+
+/* max |got - want| <= rtol * max|want| + atol, want as floats */
+static void close_at(const float *got, const float *want, size_t n, double rtol, double atol,
+                     const char *what, const char *file, int line)
+{
+    double *ref = tb_widen(want, n);
+    tb_close_at(got, ref, n, rtol, atol, what, file, line);
+    free(ref);
+}
+#define CLOSE(got, want, n, rtol, atol)                                                            \
+    close_at((got), (want), (n), (rtol), (atol), #got, __FILE__, __LINE__)
+
+/* ------------------------------------------------------------------------ */
+/* Convolution                                                               */
+/* ------------------------------------------------------------------------ */
+
+static csnn_conv2d_desc conv_desc(int n, int c_in, int h, int w, int c_out, int kh, int kw, int sh,
+                                  int sw, int ph, int pw, int bias)
+{
+    csnn_conv2d_desc d = {.n = n, .c_in = c_in, .h_in = h, .w_in = w, .c_out = c_out, .kh = kh,
+                          .kw = kw, .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw,
+                          .has_bias = bias};
+    d.h_out = (h + 2 * ph - kh) / sh + 1;
+    d.w_out = (w + 2 * pw - kw) / sw + 1;
+    return d;
+}
+
+static void *conv_workspace(void *dev, const csnn_conv2d_desc *d)
+{
+    size_t bytes = 0;
+    assert_int_equal(OPS->conv2d_workspace(dev, d, &bytes), CSNN_OK);
+    void *ws = NULL;
+    assert_int_equal(OPS->alloc(dev, bytes, &ws), CSNN_OK);
+    memset(ws, 0xff, bytes); /* NaN garbage: must not leak into results */
+    return ws;
+}
+
+typedef struct {
+    csnn_conv2d_desc d;
+    size_t nx, ny, nw, nb;
+    float *x, *w, *b, *dy;
+} conv_data;
+
+static conv_data conv_data_make(csnn_conv2d_desc d, double density, float value, uint64_t seed)
+{
+    conv_data c = {.d = d};
+    c.nx = (size_t)d.n * d.c_in * d.h_in * d.w_in;
+    c.ny = (size_t)d.n * d.c_out * d.h_out * d.w_out;
+    c.nw = (size_t)d.c_out * d.c_in * d.kh * d.kw;
+    c.nb = (size_t)d.c_out;
+    tb_rng r = tb_seed(seed);
+    c.x = spikes(&r, c.nx, density, value);
+    c.w = tb_rand_floats(&r, c.nw, -1, 1);
+    c.b = tb_rand_floats(&r, c.nb, -1, 1);
+    c.dy = tb_rand_floats(&r, c.ny, -1, 1);
+    return c;
+}
+
+static void conv_data_free(conv_data *c)
+{
+    free(c->x), free(c->w), free(c->b), free(c->dy);
+}
+
+typedef struct {
+    float *y, *dx, *dw, *db;
+} conv_out;
+
+static conv_out conv_run(void *dev, const conv_data *c, int sparse, void *ws)
+{
+    const csnn_conv2d_desc *d = &c->d;
+    conv_out o = {tb_floats(c->ny), tb_floats(c->nx), tb_floats(c->nw), tb_floats(c->nb)};
+    float *dw2 = tb_floats(c->nw), *db2 = tb_floats(c->nb);
+    tb_fill(o.y, c->ny, NAN), tb_fill(o.dx, c->nx, NAN), tb_fill(o.dw, c->nw, NAN);
+    tb_fill(o.db, c->nb, NAN);
+    const float *b = d->has_bias ? c->b : NULL;
+    float *db = d->has_bias ? o.db : NULL;
+    if (sparse) {
+        assert_int_equal(OPS->conv2d_forward_sparse(dev, d, c->x, c->w, b, o.y, ws), CSNN_OK);
+        assert_int_equal(OPS->conv2d_backward_sparse(dev, d, c->x, c->w, c->dy, o.dx, o.dw, db, ws),
+                         CSNN_OK);
+        /* without dx: the same dw and db */
+        assert_int_equal(OPS->conv2d_backward_sparse(dev, d, c->x, c->w, c->dy, NULL, dw2,
+                                                     d->has_bias ? db2 : NULL, ws),
+                         CSNN_OK);
+    } else {
+        assert_int_equal(OPS->conv2d_forward(dev, d, c->x, c->w, b, o.y, ws), CSNN_OK);
+        assert_int_equal(OPS->conv2d_backward(dev, d, c->x, c->w, c->dy, o.dx, o.dw, db, ws),
+                         CSNN_OK);
+        assert_int_equal(OPS->conv2d_backward(dev, d, c->x, c->w, c->dy, NULL, dw2,
+                                              d->has_bias ? db2 : NULL, ws),
+                         CSNN_OK);
+    }
+    TB_SAME(o.dw, dw2, c->nw);
+    if (d->has_bias) TB_SAME(o.db, db2, c->nb);
+    free(dw2), free(db2);
+    return o;
+}
+
+static void conv_out_free(conv_out *o)
+{
+    free(o->y), free(o->dx), free(o->dw), free(o->db);
+}
+
+/* Sum of |x| |w| over the terms of the largest output and of the largest
+ * weight gradient: the scale of their rounding errors. */
+static void conv_scales(const conv_data *c, double *ys, double *ws)
+{
+    const csnn_conv2d_desc *d = &c->d;
+    double xmax = 0, dymax = 0, wmax = 0;
+    for (size_t i = 0; i < c->nx; i++) xmax = fmax(xmax, fabs(c->x[i]));
+    for (size_t i = 0; i < c->ny; i++) dymax = fmax(dymax, fabs(c->dy[i]));
+    for (size_t i = 0; i < c->nw; i++) wmax = fmax(wmax, fabs(c->w[i]));
+    *ys = (double)d->c_in * d->kh * d->kw * xmax * wmax + 1.0;
+    *ws = (double)d->n * d->h_out * d->w_out * xmax * dymax + 1.0;
+}
+
+static void check_conv(void *dev, csnn_conv2d_desc d, uint64_t seed)
+{
+    void *ws = conv_workspace(dev, &d);
+    for (size_t k = 0; k < N_DENS; k++)
+        for (int value = 1; value <= 2; value++) {
+            conv_data c = conv_data_make(d, densities[k], (float)value, seed * 100 + k * 2 + value);
+            double ys, wsc;
+            conv_scales(&c, &ys, &wsc);
+            conv_out ref = conv_run(dev, &c, 0, ws);
+            for (size_t m = 0; m < N_MODES; m++) {
+                set_mode((int)m);
+                conv_out o = conv_run(dev, &c, 1, ws);
+                reset_mode();
+                /* float sums of up to c_in*kh*kw (y) or n*h_out*w_out (dw)
+                 * terms, in another order */
+                CLOSE(o.y, ref.y, c.ny, 0, 1e-6 * ys);
+                CLOSE(o.dw, ref.dw, c.nw, 0, 1e-6 * wsc);
+                TB_SAME(o.dx, ref.dx, c.nx);
+                if (d.has_bias) TB_SAME(o.db, ref.db, c.nb);
+                conv_out_free(&o);
+            }
+            conv_out_free(&ref);
+            conv_data_free(&c);
+        }
+    OPS->free(dev, ws);
+}
+
+static void test_conv_shapes(void **state)
+{
+    (void)state;
+    void *dev = tb_open(2);
+    /*               n c_in  h   w c_out kh kw sh sw ph pw bias */
+    check_conv(dev, conv_desc(3, 1, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1), 1);    /* c_in 1 */
+    check_conv(dev, conv_desc(2, 3, 8, 8, 17, 3, 3, 2, 2, 1, 1, 0), 2);   /* stride 2, no bias */
+    check_conv(dev, conv_desc(4, 16, 6, 5, 16, 1, 1, 1, 1, 0, 0, 1), 3);  /* 1x1: x is its col */
+    check_conv(dev, conv_desc(2, 9, 11, 7, 33, 5, 5, 1, 1, 2, 2, 1), 4);  /* k 5, pad 2 */
+    check_conv(dev, conv_desc(5, 20, 9, 9, 140, 3, 3, 1, 1, 0, 0, 1), 5); /* two c_out tiles */
+    check_conv(dev, conv_desc(1, 2, 5, 5, 3, 5, 5, 2, 2, 0, 0, 1), 6);    /* one output */
+    check_conv(dev, conv_desc(2, 70, 6, 6, 8, 1, 1, 2, 2, 0, 0, 1), 7);   /* 1x1 s2, 2 blocks */
+    check_conv(dev, conv_desc(3, 4, 6, 9, 20, 1, 3, 1, 2, 0, 1, 1), 8);   /* 1x3, mixed strides */
+    check_conv(dev, conv_desc(13, 8, 6, 6, 24, 3, 3, 1, 1, 1, 1, 1), 9);  /* 13 images: 12 lanes */
+    check_conv(dev, conv_desc(2, 3, 12, 12, 4, 9, 9, 1, 1, 4, 4, 1), 10); /* 81 taps: dense only */
+    if (!getenv("CSNN_UNDER_VALGRIND")) /* slow there, and like case 9 */
+        check_conv(dev, conv_desc(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1), 11); /* conv2-like */
+    OPS->close(dev);
+}
+
+/* 1 and 3 threads: bit for bit, in every mode. */
+static void test_conv_threads(void **state)
+{
+    (void)state;
+    void *d1 = tb_open(1), *d3 = tb_open(3);
+    csnn_conv2d_desc d = conv_desc(14, 24, 10, 10, 40, 3, 3, 1, 1, 1, 1, 1);
+    void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
+    conv_data c = conv_data_make(d, 0.3, 1.0f, 42);
+    for (size_t m = 0; m < N_MODES; m++) {
+        set_mode((int)m);
+        conv_out a = conv_run(d1, &c, 1, ws1), b = conv_run(d3, &c, 1, ws3);
+        reset_mode();
+        TB_SAME(a.y, b.y, c.ny);
+        TB_SAME(a.dx, b.dx, c.nx);
+        TB_SAME(a.dw, b.dw, c.nw);
+        TB_SAME(a.db, b.db, c.nb);
+        conv_out_free(&a);
+        conv_out_free(&b);
+    }
+    /* images of different densities in one batch (each chooses its path) */
+    tb_rng r = tb_seed(9);
+    size_t per = c.nx / (size_t)d.n;
+    for (int i = 0; i < d.n; i++) {
+        double dens = (double)i / (d.n - 1);
+        for (size_t e = 0; e < per; e++) c.x[i * per + e] = tb_uniform(&r) < dens ? 2.0f : 0.0f;
+    }
+    conv_out a = conv_run(d1, &c, 1, ws1), b = conv_run(d3, &c, 1, ws3);
+    conv_out ref = conv_run(d1, &c, 0, ws1);
+    TB_SAME(a.y, b.y, c.ny);
+    TB_SAME(a.dw, b.dw, c.nw);
+    double ys, wsc;
+    conv_scales(&c, &ys, &wsc);
+    CLOSE(a.y, ref.y, c.ny, 0, 1e-6 * ys);
+    CLOSE(a.dw, ref.dw, c.nw, 0, 1e-6 * wsc);
+    conv_out_free(&a), conv_out_free(&b), conv_out_free(&ref);
+    conv_data_free(&c);
+    OPS->free(d1, ws1);
+    OPS->free(d3, ws3);
+    OPS->close(d1);
+    OPS->close(d3);
+}
+
+static void test_conv_errors(void **state)
+{
+    (void)state;
+    void *dev = tb_open(1);
+    csnn_conv2d_desc d = conv_desc(1, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1), bad = d;
+    void *ws = conv_workspace(dev, &d);
+    float v[128] = {0}, o[128];
+    bad.h_out = 5;
+    TB_ERROR(OPS->conv2d_forward_sparse(dev, &bad, v, v, v, o, ws), CSNN_ERR_SHAPE,
+             "conv2d_forward_sparse");
+    TB_ERROR(OPS->conv2d_backward_sparse(dev, &bad, v, v, v, o, o, o, ws), CSNN_ERR_SHAPE,
+             "conv2d_backward_sparse");
+    TB_ERROR(OPS->conv2d_forward_sparse(dev, &d, v, v, NULL, o, ws), CSNN_ERR_INVALID_ARGUMENT,
+             "'b'");
+    TB_ERROR(OPS->conv2d_forward_sparse(dev, &d, v, v, v, o, NULL), CSNN_ERR_INVALID_ARGUMENT,
+             "'workspace'");
+    TB_ERROR(OPS->conv2d_backward_sparse(dev, &d, v, v, v, o, NULL, o, ws),
+             CSNN_ERR_INVALID_ARGUMENT, "'dw'");
+    TB_ERROR(OPS->conv2d_backward_sparse(dev, &d, NULL, v, v, o, o, o, ws),
+             CSNN_ERR_INVALID_ARGUMENT, "'x'");
+    /* an empty batch: zero gradients */
+    bad = d, bad.n = 0;
+    tb_fill(o, 128, NAN);
+    assert_int_equal(OPS->conv2d_forward_sparse(dev, &bad, NULL, v, v, NULL, ws), CSNN_OK);
+    assert_int_equal(OPS->conv2d_backward_sparse(dev, &bad, NULL, v, NULL, NULL, o, o + 64, ws),
+                     CSNN_OK);
+    for (int i = 0; i < 54; i++) assert_true(o[i] == 0.0f);
+    for (int i = 0; i < 3; i++) assert_true(o[64 + i] == 0.0f);
+    OPS->free(dev, ws);
+    OPS->close(dev);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Linear                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Densities densities[0 .. n_dens). */
+static void check_linear(void *dev, int64_t rows, int64_t in, int64_t out, int bias, uint64_t seed,
+                         size_t n_dens)
+{
+    const size_t nx = (size_t)rows * in, nw = (size_t)out * in, ny = (size_t)rows * out;
+    for (size_t k = 0; k < n_dens; k++)
+        for (int value = 1; value <= 2; value++) {
+            tb_rng r = tb_seed(seed * 100 + k * 2 + value);
+            float *x = spikes(&r, nx, densities[k], (float)value);
+            float *w = tb_rand_floats(&r, nw, -1, 1), *b = tb_rand_floats(&r, (size_t)out, -1, 1);
+            float *dy = tb_rand_floats(&r, ny, -1, 1);
+            float *y = tb_floats(ny), *dw = tb_floats(nw), *db = tb_floats((size_t)out);
+            float *y2 = tb_floats(ny), *dw2 = tb_floats(nw), *db2 = tb_floats((size_t)out);
+            const float *bb = bias ? b : NULL;
+            /* the dense composition */
+            assert_int_equal(OPS->gemm(dev, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out),
+                             CSNN_OK);
+            if (bias) assert_int_equal(OPS->bias_add(dev, y, b, rows, out, 1), CSNN_OK);
+            assert_int_equal(
+                OPS->gemm(dev, 1, 0, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw, in), CSNN_OK);
+            assert_int_equal(OPS->bias_grad(dev, dy, db, rows, out, 1), CSNN_OK);
+            const double yscale = (double)in * value + 1.0, wscale = (double)rows * value + 1.0;
+            for (size_t m = 0; m < N_MODES; m++) {
+                set_mode((int)m);
+                tb_fill(y2, ny, NAN), tb_fill(dw2, nw, NAN), tb_fill(db2, (size_t)out, NAN);
+                assert_int_equal(OPS->linear_forward_sparse(dev, rows, in, out, x, w, bb, y2),
+                                 CSNN_OK);
+                assert_int_equal(
+                    OPS->linear_weight_grad_sparse(dev, rows, in, out, x, dy, dw2, db2), CSNN_OK);
+                reset_mode();
+                CLOSE(y2, y, ny, 0, 1e-6 * yscale);
+                CLOSE(dw2, dw, nw, 0, 1e-6 * wscale);
+                TB_SAME(db2, db, (size_t)out);
+                /* no db wanted: dw alone */
+                set_mode((int)m);
+                tb_fill(db2, (size_t)out, NAN);
+                assert_int_equal(
+                    OPS->linear_weight_grad_sparse(dev, rows, in, out, x, dy, dw2, NULL), CSNN_OK);
+                reset_mode();
+                CLOSE(dw2, dw, nw, 0, 1e-6 * wscale);
+                for (int64_t o = 0; o < out; o++) assert_true(isnan(db2[o]));
+            }
+            free(x), free(w), free(b), free(dy), free(y), free(dw), free(db), free(y2), free(dw2),
+                free(db2);
+        }
+}
+
+static void test_linear_shapes(void **state)
+{
+    (void)state;
+    void *dev = tb_open(2);
+    check_linear(dev, 1, 1, 1, 1, 1, N_DENS);
+    check_linear(dev, 5, 300, 20, 1, 2, N_DENS);     /* small: dense unless forced */
+    check_linear(dev, 7, 130, 70, 0, 3, N_DENS);     /* partial blocks of inputs and outputs */
+    check_linear(dev, 64, 1000, 129, 1, 4, N_DENS);  /* the model's fc2 order of size */
+    check_linear(dev, 3, 257, 16, 1, 5, N_DENS);
+    check_linear(dev, 33, 700, 200, 1, 6, N_DENS);   /* big enough for the sparse forward */
+    /* big enough for the sparse dW (d <= 0.3; under valgrind, 0.01 only) */
+    check_linear(dev, 16, 4096, 1100, 1, 7, getenv("CSNN_UNDER_VALGRIND") ? 2 : 4);
+    OPS->close(dev);
+}
+
+static void test_linear_threads(void **state)
+{
+    (void)state;
+    void *devs[2] = {tb_open(1), tb_open(3)};
+    const int64_t rows = 48, in = 900, out = 300;
+    tb_rng r = tb_seed(11);
+    float *x = spikes(&r, (size_t)rows * in, 0.2, 2.0f);
+    float *w = tb_rand_floats(&r, (size_t)out * in, -1, 1), *b = tb_rand_floats(&r, out, -1, 1);
+    float *dy = tb_rand_floats(&r, (size_t)rows * out, -1, 1);
+    for (size_t m = 0; m < N_MODES; m++) {
+        float *y[2], *dw[2], *db[2];
+        for (int k = 0; k < 2; k++) {
+            y[k] = tb_floats((size_t)rows * out), dw[k] = tb_floats((size_t)out * in);
+            db[k] = tb_floats(out);
+            set_mode((int)m);
+            assert_int_equal(OPS->linear_forward_sparse(devs[k], rows, in, out, x, w, b, y[k]),
+                             CSNN_OK);
+            assert_int_equal(
+                OPS->linear_weight_grad_sparse(devs[k], rows, in, out, x, dy, dw[k], db[k]),
+                CSNN_OK);
+            reset_mode();
+        }
+        TB_SAME(y[0], y[1], (size_t)rows * out);
+        TB_SAME(dw[0], dw[1], (size_t)out * in);
+        TB_SAME(db[0], db[1], (size_t)out);
+        for (int k = 0; k < 2; k++) free(y[k]), free(dw[k]), free(db[k]);
+    }
+    free(x), free(w), free(b), free(dy);
+    OPS->close(devs[0]);
+    OPS->close(devs[1]);
+}
+
+static void test_linear_edges(void **state)
+{
+    (void)state;
+    void *dev = tb_open(2);
+    float v[64] = {0}, o[64], b[4] = {1, 2, 3, 4};
+    TB_ERROR(OPS->linear_forward_sparse(dev, -1, 2, 2, v, v, NULL, o), CSNN_ERR_INVALID_ARGUMENT,
+             "rows");
+    TB_ERROR(OPS->linear_weight_grad_sparse(dev, 2, -2, 2, v, v, o, NULL),
+             CSNN_ERR_INVALID_ARGUMENT, "in");
+    TB_ERROR(OPS->linear_forward_sparse(dev, 2, 2, 2, NULL, v, NULL, o),
+             CSNN_ERR_INVALID_ARGUMENT, "'x'");
+    TB_ERROR(OPS->linear_forward_sparse(dev, 2, 2, 2, v, v, NULL, NULL),
+             CSNN_ERR_INVALID_ARGUMENT, "'y'");
+    TB_ERROR(OPS->linear_weight_grad_sparse(dev, 2, 2, 2, v, NULL, o, NULL),
+             CSNN_ERR_INVALID_ARGUMENT, "'dy'");
+    TB_ERROR(OPS->linear_weight_grad_sparse(dev, 2, 2, 2, v, v, NULL, NULL),
+             CSNN_ERR_INVALID_ARGUMENT, "'dw'");
+    TB_ERROR(OPS->linear_forward_sparse(dev, (int64_t)1 << 32, 2, 2, v, v, NULL, o),
+             CSNN_ERR_LIMIT, "2^31");
+    /* no inputs: y = b; dw has no elements, db = column sums */
+    for (int m = 0; m < 3; m++) {
+        csnn__cpu_sparse_mode = m;
+        tb_fill(o, 64, NAN);
+        assert_int_equal(OPS->linear_forward_sparse(dev, 3, 0, 4, NULL, NULL, b, o), CSNN_OK);
+        for (int i = 0; i < 12; i++) assert_true(o[i] == b[i % 4]);
+        assert_int_equal(OPS->linear_forward_sparse(dev, 3, 0, 4, NULL, NULL, NULL, o), CSNN_OK);
+        for (int i = 0; i < 12; i++) assert_true(o[i] == 0.0f);
+        /* no rows: dw = 0, db = 0 */
+        tb_fill(o, 64, NAN);
+        assert_int_equal(OPS->linear_weight_grad_sparse(dev, 0, 5, 4, NULL, NULL, o, o + 40),
+                         CSNN_OK);
+        for (int i = 0; i < 20; i++) assert_true(o[i] == 0.0f);
+        for (int i = 0; i < 4; i++) assert_true(o[40 + i] == 0.0f);
+    }
+    csnn__cpu_sparse_mode = 0;
+    OPS->close(dev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_shapes),   cmocka_unit_test(test_conv_threads),
+        cmocka_unit_test(test_conv_errors),   cmocka_unit_test(test_linear_shapes),
+        cmocka_unit_test(test_linear_threads), cmocka_unit_test(test_linear_edges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
