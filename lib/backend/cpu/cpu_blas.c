@@ -5,8 +5,8 @@
  * machines: "Intel(R) Xeon(R) Processor") OpenBLAS 0.3.21 falls back to its
  * SSE3 "Prescott" kernels, 5x slower than the AVX-512 ones the CPU supports.
  * So libcsnn does not link OpenBLAS: it sets OPENBLAS_CORETYPE from the
- * CPU's features (unless the user set it, or OpenBLAS is already loaded in
- * the process) and then loads the library. */
+ * CPU's features and OPENBLAS_NUM_THREADS to 1 (unless the user set them,
+ * or OpenBLAS is already loaded in the process) and then loads the library. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -55,6 +55,9 @@ static void load_blas(void)
         const char *core = preferred_core();
         if (core) setenv("OPENBLAS_CORETYPE", core, 0);
     }
+    /* The backend runs one sgemm per pool worker; OpenBLAS's own threads
+     * would only spin beside them. */
+    if (!loaded) setenv("OPENBLAS_NUM_THREADS", "1", 0);
     size_t used = 0;
     for (int i = 0; i < 3 && !blas_handle; i++) {
         if (!candidates[i]) continue;
