@@ -55,6 +55,11 @@ csnn_status csnn__error_prefix(csnn_status st, const char *fmt, ...) CSNN_PRINTF
 csnn_status csnn__check_struct(const void *p, size_t min_size, size_t known_size,
                                const char *what);
 
+/** Copies `src`, a filled output struct of this library's size `known_size`,
+ *  into the caller's size-versioned `dst`: as many bytes as both know, with
+ *  dst->size left as the caller set it. */
+void csnn__copy_out(void *dst, const void *src, size_t known_size);
+
 /* ------------------------------------------------------------------------ */
 /* Host memory with overflow-checked sizes                                   */
 /* ------------------------------------------------------------------------ */

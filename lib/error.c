@@ -133,6 +133,13 @@ csnn_status csnn__check_struct(const void *p, size_t min_size, size_t known_size
     return CSNN_OK;
 }
 
+void csnn__copy_out(void *dst, const void *src, size_t known_size)
+{
+    size_t caller = *(const size_t *)dst;
+    size_t n = caller < known_size ? caller : known_size;
+    memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t), n - sizeof(size_t));
+}
+
 void *csnn__alloc_array(size_t n, size_t elem, const char *what)
 {
     size_t bytes;

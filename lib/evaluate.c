@@ -222,13 +222,12 @@ csnn_status csnn_metrics_class(const csnn_metrics *x, int32_t index, csnn_class_
     }
     csnn_class_metrics c;
     memset(&c, 0, sizeof c);
-    c.size = out->size < sizeof c ? out->size : sizeof c;
     c.name = x->names[index];
     c.precision = predicted ? (double)tp / (double)predicted : 0.0;
     c.recall = support ? (double)tp / (double)support : 0.0;
     c.f1 = c.precision + c.recall > 0 ? 2 * c.precision * c.recall / (c.precision + c.recall) : 0.0;
     c.support = support;
-    memcpy(out, &c, c.size);
+    csnn__copy_out(out, &c, sizeof c);
     return CSNN_OK;
 }
 

@@ -49,10 +49,7 @@ csnn_status csnn_trainer_epoch(const csnn_trainer *t, size_t index, csnn_epoch_m
     if (index >= t->fit.n_history)
         return csnn__error(CSNN_ERR_NOT_FOUND, "csnn_trainer_epoch: %zu epochs recorded, not %zu",
                            t->fit.n_history, index + 1);
-    size_t size = out->size < sizeof *out ? out->size : sizeof *out;
-    csnn_epoch_metrics m = t->fit.history[index];
-    m.size = size;
-    memcpy(out, &m, size);
+    csnn__copy_out(out, &t->fit.history[index], sizeof *out);
     return CSNN_OK;
 }
 

@@ -434,10 +434,8 @@ csnn_status csnn_model_get_info(const csnn_model *m, csnn_model_info *info)
     CSNN_ARG_NOT_NULL(info);
     CSNN_TRY(csnn__check_struct(info, offsetof(csnn_model_info, num_tensors) + sizeof(int64_t),
                                 sizeof *info, "csnn_model_info"));
-    size_t size = info->size < sizeof *info ? info->size : sizeof *info;
     csnn_model_info v;
     memset(&v, 0, sizeof v);
-    v.size = size;
     v.in_channels = m->spec.in_c;
     v.in_height = m->spec.in_h;
     v.in_width = m->spec.in_w;
@@ -447,7 +445,7 @@ csnn_status csnn_model_get_info(const csnn_model *m, csnn_model_info *info)
     v.spiking_output = m->layers[m->n_layers - 1].s.type == LAYER_NEURON;
     v.num_params = m->num_params;
     v.num_tensors = m->n_tensors;
-    memcpy(info, &v, size);
+    csnn__copy_out(info, &v, sizeof v);
     return CSNN_OK;
 }
 
@@ -523,13 +521,12 @@ csnn_status csnn_model_tensor_info(const csnn_model *m, size_t index, csnn_tenso
     const model_tensor *t = &m->tensors[index];
     csnn_tensor_info v;
     memset(&v, 0, sizeof v);
-    v.size = info->size < sizeof v ? info->size : sizeof v;
     v.name = t->name;
     v.kind = t->kind;
     v.ndim = t->ndim;
     for (int d = 0; d < t->ndim; d++) v.shape[d] = t->shape[d];
     v.numel = t->numel;
-    memcpy(info, &v, v.size);
+    csnn__copy_out(info, &v, sizeof v);
     return CSNN_OK;
 }
 

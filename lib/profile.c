@@ -256,9 +256,7 @@ csnn_status csnn_profile_layer(const csnn_profile *p, int32_t index, csnn_layer_
     if (index < -1 || index >= p->n)
         return csnn__error(CSNN_ERR_INVALID_ARGUMENT,
                            "csnn_profile_layer: index %d outside -1..%d", index, p->n - 1);
-    csnn_layer_profile v = p->layers[index < 0 ? p->n : index];
-    v.size = out->size < sizeof v ? out->size : sizeof v;
-    memcpy(out, &v, v.size);
+    csnn__copy_out(out, &p->layers[index < 0 ? p->n : index], sizeof *out);
     return CSNN_OK;
 }
 

@@ -244,6 +244,11 @@ csnn_status csnn__trainer_apply_kv(csnn_trainer *t, const ckpt_kv *kv, int n)
         }
         if (r->type != 0) continue;
         if (strcmp(r->key, "fit_best_accuracy") == 0) {
+            /* -1 before the first validation, else an accuracy */
+            if (!(r->f == -1 || (r->f >= 0 && r->f <= 1)))
+                return csnn__error(CSNN_ERR_FORMAT,
+                                   "checkpoint: record fit_best_accuracy = %g is out of range",
+                                   r->f);
             f.best_accuracy = r->f;
             continue;
         }
@@ -277,6 +282,13 @@ csnn_status csnn__trainer_apply_kv(csnn_trainer *t, const ckpt_kv *kv, int n)
             h->learning_rate = get_f64(b + 48);
             h->seconds = get_f64(b + 56);
             h->samples = (int64_t)get_le(b + 64);
+            /* epochs are recorded in order, each once */
+            if (get_le(b) != (uint64_t)e || get_le(b + 8) > 1 || h->samples < 0) {
+                free(f.history);
+                return csnn__error(CSNN_ERR_FORMAT,
+                                   "checkpoint: the training history is malformed (epoch %zu)",
+                                   e + 1);
+            }
         }
     } else if (f.next_epoch != 0) {
         return csnn__error(CSNN_ERR_FORMAT, "checkpoint: the training history is missing");
@@ -519,11 +531,10 @@ csnn_status csnn_trainer_step(csnn_trainer *t, const float *images, const int32_
     if (result) {
         csnn_step_result r;
         memset(&r, 0, sizeof r);
-        r.size = result->size < sizeof r ? result->size : sizeof r;
         r.loss = loss;
         r.correct = correct;
         r.n = (int32_t)n;
-        memcpy(result, &r, r.size);
+        csnn__copy_out(result, &r, sizeof r);
     }
     return CSNN_OK;
 }
@@ -541,12 +552,8 @@ csnn_status csnn_trainer_save_checkpoint(csnn_trainer *t, const char *path)
     return csnn__checkpoint_save(t->model, &extra, path);
 }
 
-csnn_status csnn_trainer_load_checkpoint(csnn_trainer *t, const char *path)
+csnn_status csnn__trainer_restore(csnn_trainer *t, const ckpt_file *f, const char *path)
 {
-    CSNN_ARG_NOT_NULL(t);
-    CSNN_ARG_NOT_NULL(path);
-    ckpt_file *f;
-    CSNN_TRY(csnn__checkpoint_read(path, &f));
     csnn_status st = CSNN_OK;
     if (strcmp(csnn__checkpoint_spec(f), t->model->spec_text) != 0)
         st = csnn__error(CSNN_ERR_SHAPE, "'%s' holds another model than the trainer's", path);
@@ -568,6 +575,16 @@ csnn_status csnn_trainer_load_checkpoint(csnn_trainer *t, const char *path)
     } else {
         free(copy.fit.history);
     }
+    return st;
+}
+
+csnn_status csnn_trainer_load_checkpoint(csnn_trainer *t, const char *path)
+{
+    CSNN_ARG_NOT_NULL(t);
+    CSNN_ARG_NOT_NULL(path);
+    ckpt_file *f;
+    CSNN_TRY(csnn__checkpoint_read(path, &f));
+    csnn_status st = csnn__trainer_restore(t, f, path);
     csnn__checkpoint_free(f);
     return st;
 }
