@@ -50,7 +50,8 @@ static void test_presets(void **state)
     (void)state;
     assert_string_equal(csnn_preset_name(0), "fer-csnn");
     assert_string_equal(csnn_preset_name(1), "fer-cnn");
-    assert_null(csnn_preset_name(2));
+    assert_string_equal(csnn_preset_name(2), "small-csnn");
+    assert_null(csnn_preset_name(3));
     const char *names[2] = {"fer-csnn", "fer-cnn"};
     for (int p = 0; p < 2; p++) {
         csnn_model *m;

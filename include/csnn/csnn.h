@@ -511,8 +511,9 @@ CSNN_API csnn_status csnn_synth_write(const char *dir, const csnn_synth_options 
 
 /**
  * The name of built-in preset number `index` (0, 1, ...), or NULL past the
- * last. Presets: "fer-csnn" (the seed's CSNN) and "fer-cnn" (its ANN twin).
- * Static strings. @since 0.1
+ * last. Presets: "fer-csnn" (the seed's CSNN), "fer-cnn" (its ANN twin) and
+ * "small-csnn" (a compact CSNN for the same input). Static strings.
+ * @since 0.1
  */
 CSNN_API const char *csnn_preset_name(size_t index);
 
