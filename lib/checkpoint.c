@@ -1,11 +1,13 @@
 /* checkpoint.c - the model/checkpoint file: little-endian, sectioned, a
  * CRC-32 per section, written atomically. Format: docs/FILE_FORMAT.md. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -16,7 +18,10 @@
 #define FORMAT_MAJOR 1
 #define FORMAT_MINOR 0
 #define SECTION_REQUIRED 1u
-#define MAX_FILE_BYTES ((uint64_t)8 << 30) /* 8 GiB */
+/* The largest file read: a checkpoint of a model at CSNN_MAX_PARAMS holds
+ * three float tensors per parameter (the parameter and Adam's two moments),
+ * plus the spec, names, BN statistics and records (64 MiB of slack). */
+#define MAX_FILE_BYTES ((uint64_t)3 * 4 * (uint64_t)CSNN_MAX_PARAMS + ((uint64_t)64 << 20))
 #define MAX_RECORDS 65536
 #define MAX_NAME_BYTES 255
 
@@ -272,6 +277,63 @@ static void sync_parent_dir(const char *path)
     }
 }
 
+/*
+ * Stale temporary files. A save writes PATH.tmp-XXXXXX and renames it to
+ * PATH; a process killed in between (SIGKILL, power loss) leaves the
+ * temporary file behind, and nobody else can remove it. The writer holds
+ * an flock on its temporary file until the rename, so after a successful
+ * save the temporary files of the same PATH that can be locked belong to
+ * no live writer: they are removed. (A filesystem without flock keeps
+ * them: nothing is removed that cannot be locked.)
+ */
+static bool is_temp_of(const char *entry, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(entry, base, n) != 0 || strncmp(entry + n, ".tmp-", 5) != 0) return false;
+    const char *x = entry + n + 5;
+    if (strlen(x) != 6) return false;
+    for (int i = 0; i < 6; i++)
+        if (!((x[i] >= 'a' && x[i] <= 'z') || (x[i] >= 'A' && x[i] <= 'Z') ||
+              (x[i] >= '0' && x[i] <= '9')))
+            return false;
+    return true;
+}
+
+static void remove_stale_temps(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else if (slash == path) {
+        snprintf(dir, sizeof dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir) return;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_temp_of(e->d_name, base)) continue;
+        int fd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlinkat(dfd, e->d_name, 0);
+        close(fd);
+    }
+    closedir(d);
+}
+
 csnn_status csnn__checkpoint_save(csnn_model *m, const ckpt_extra *extra, const char *path)
 {
     size_t plen = strlen(path);
@@ -296,11 +358,15 @@ csnn_status csnn__checkpoint_save(csnn_model *m, const ckpt_extra *extra, const 
                            path, strerror(e));
     }
     fchmod(fd, 0644);
+    /* held (through lock_fd, past fclose) until the rename: the temporary
+     * file is then not taken for a stale one by remove_stale_temps */
+    int lock_fd = flock(fd, LOCK_EX | LOCK_NB) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         int e = errno;
         close(fd);
         unlink(tmp);
+        if (lock_fd >= 0) close(lock_fd);
         free(host);
         return csnn__error(CSNN_ERR_IO, "save '%s': %s", path, strerror(e));
     }
@@ -328,9 +394,12 @@ csnn_status csnn__checkpoint_save(csnn_model *m, const ckpt_extra *extra, const 
                          path, strerror(errno));
     if (st != CSNN_OK) {
         unlink(tmp);
+        if (lock_fd >= 0) close(lock_fd);
         return st;
     }
+    if (lock_fd >= 0) close(lock_fd);
     sync_parent_dir(path);
+    remove_stale_temps(path);
     return CSNN_OK;
 }
 
@@ -420,6 +489,9 @@ static csnn_status read_tensors(reader *r, ckpt_tensor **out, int *count)
     if (n > MAX_RECORDS)
         return csnn__error(CSNN_ERR_LIMIT, "'%s': %llu tensors exceed the limit of %d", r->path,
                            (unsigned long long)n, MAX_RECORDS);
+    /* a record takes at least 4 bytes (name length, dtype, ndim): a count
+     * the payload cannot hold is rejected before the array is allocated */
+    if (n > (uint64_t)(r->end - r->p) / 4) return truncated(r);
     ckpt_tensor *t = csnn__calloc_array(n ? (size_t)n : 1, sizeof *t, "checkpoint tensors");
     if (!t) return CSNN_ERR_OUT_OF_MEMORY;
     *out = t;
@@ -458,6 +530,8 @@ static csnn_status read_kv(reader *r, ckpt_file *f)
     R_UINT(r, 4, n);
     if (n > MAX_RECORDS)
         return csnn__error(CSNN_ERR_LIMIT, "'%s': too many trainer records", r->path);
+    /* a record takes at least 7 bytes (key length, type, byte count) */
+    if (n > (uint64_t)(r->end - r->p) / 7) return truncated(r);
     f->kv = csnn__calloc_array(n ? (size_t)n : 1, sizeof *f->kv, "checkpoint records");
     if (!f->kv) return CSNN_ERR_OUT_OF_MEMORY;
     f->n_kv = (int)n;
@@ -502,6 +576,7 @@ static csnn_status parse_file(ckpt_file *f)
                            minor, FORMAT_MAJOR);
     reader r = {f->buf + 16, f->buf + f->size, path, "header"};
     bool seen_end = false, seen_spec = false, seen_clas = false, seen_tens = false;
+    bool seen_trnr = false;
     while (!seen_end) {
         const uint8_t *hdr;
         r.section = "header";
@@ -529,11 +604,20 @@ static csnn_status parse_file(ckpt_file *f)
                                path, tagname);
         reader s = {payload, payload + len, path, tagname};
         csnn_status st = CSNN_OK;
-        bool *seen = NULL;
+        /* A section seen twice is an error found before its payload is
+         * parsed: parsing it again would replace (and leak) the first. */
+        bool *seen = tag == TAG_END    ? &seen_end
+                     : tag == TAG_SPEC ? &seen_spec
+                     : tag == TAG_CLAS ? &seen_clas
+                     : tag == TAG_TENS ? &seen_tens
+                     : tag == TAG_OPTM ? &f->has_optimizer
+                     : tag == TAG_TRNR ? &seen_trnr
+                                       : NULL;
+        if (seen && *seen)
+            return csnn__error(CSNN_ERR_FORMAT, "'%s': section %s appears twice", path, tagname);
         if (tag == TAG_END) {
-            seen_end = true;
+            /* nothing: the loop ends */
         } else if (tag == TAG_SPEC) {
-            seen = &seen_spec;
             if (len > CSNN_SPEC_MAX_BYTES || memchr(payload, '\0', (size_t)len))
                 return csnn__error(CSNN_ERR_FORMAT, "'%s': the model spec is malformed", path);
             f->spec = csnn__alloc_array((size_t)len + 1, 1, "checkpoint spec");
@@ -541,12 +625,14 @@ static csnn_status parse_file(ckpt_file *f)
             memcpy(f->spec, payload, (size_t)len);
             f->spec[len] = '\0';
         } else if (tag == TAG_CLAS) {
-            seen = &seen_clas;
             uint64_t n;
             R_UINT(&s, 4, n);
             if (n > CSNN_MAX_CLASSES)
                 return csnn__error(CSNN_ERR_LIMIT, "'%s': %llu classes exceed the limit", path,
                                    (unsigned long long)n);
+            /* each name takes at least 2 bytes: a count the payload cannot
+             * hold is rejected before the array is allocated */
+            if (n > (uint64_t)(s.end - s.p) / 2) return truncated(&s);
             f->classes = csnn__calloc_array(n ? (size_t)n : 1, sizeof(char *), "class names");
             if (!f->classes) return CSNN_ERR_OUT_OF_MEMORY;
             f->n_classes = (int)n;
@@ -558,10 +644,8 @@ static csnn_status parse_file(ckpt_file *f)
                 if (!(f->classes[c] = csnn__strdup(name))) return CSNN_ERR_OUT_OF_MEMORY;
             }
         } else if (tag == TAG_TENS) {
-            seen = &seen_tens;
             st = read_tensors(&s, &f->tensors, &f->n_tensors);
         } else if (tag == TAG_OPTM) {
-            seen = &f->has_optimizer;
             st = read_tensors(&s, &f->opt, &f->n_opt);
         } else if (tag == TAG_TRNR) {
             st = read_kv(&s, f);
@@ -573,11 +657,7 @@ static csnn_status parse_file(ckpt_file *f)
             continue; /* an optional section of a newer minor version */
         }
         if (st != CSNN_OK) return st;
-        if (seen) {
-            if (*seen)
-                return csnn__error(CSNN_ERR_FORMAT, "'%s': section %s appears twice", path, tagname);
-            *seen = true;
-        }
+        if (seen) *seen = true;
         if (tag != TAG_END && tag != TAG_SPEC && s.p != s.end)
             return csnn__error(CSNN_ERR_FORMAT, "'%s': section %s has trailing bytes", path,
                                tagname);
@@ -590,16 +670,24 @@ static csnn_status parse_file(ckpt_file *f)
     return CSNN_OK;
 }
 
+/* A new ckpt_file named `path` (for messages), without contents. */
+static ckpt_file *file_new(const char *path)
+{
+    ckpt_file *f = csnn__calloc_array(1, sizeof *f, "checkpoint");
+    if (!f) return NULL;
+    if (!(f->path = csnn__strdup(path))) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
 csnn_status csnn__checkpoint_read(const char *path, ckpt_file **out)
 {
     *out = NULL;
-    ckpt_file *f = csnn__calloc_array(1, sizeof *f, "checkpoint");
+    ckpt_file *f = file_new(path);
     if (!f) return CSNN_ERR_OUT_OF_MEMORY;
     csnn_status st = CSNN_OK;
-    if (!(f->path = csnn__strdup(path))) {
-        free(f);
-        return CSNN_ERR_OUT_OF_MEMORY;
-    }
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         st = csnn__error(CSNN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -633,6 +721,32 @@ csnn_status csnn__checkpoint_read(const char *path, ckpt_file **out)
     }
     st = parse_file(f);
 done:
+    if (st != CSNN_OK) {
+        csnn__checkpoint_free(f);
+        return st;
+    }
+    *out = f;
+    return CSNN_OK;
+}
+
+csnn_status csnn__checkpoint_parse(const uint8_t *data, size_t size, const char *name,
+                                   ckpt_file **out)
+{
+    *out = NULL;
+    if (data == NULL && size > 0)
+        return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "checkpoint: data is NULL");
+    if ((uint64_t)size > MAX_FILE_BYTES)
+        return csnn__error(CSNN_ERR_LIMIT, "'%s' is larger than %llu bytes",
+                           name ? name : "(memory)", (unsigned long long)MAX_FILE_BYTES);
+    ckpt_file *f = file_new(name ? name : "(memory)");
+    if (!f) return CSNN_ERR_OUT_OF_MEMORY;
+    f->size = size;
+    f->buf = csnn__alloc_array(size ? size : 1, 1, "checkpoint copy");
+    csnn_status st = f->buf ? CSNN_OK : CSNN_ERR_OUT_OF_MEMORY;
+    if (st == CSNN_OK) {
+        if (size) memcpy(f->buf, data, size);
+        st = parse_file(f);
+    }
     if (st != CSNN_OK) {
         csnn__checkpoint_free(f);
         return st;
@@ -694,6 +808,30 @@ static csnn_status check_record(const ckpt_file *f, const ckpt_tensor *rec, cons
     return CSNN_OK;
 }
 
+/* FORMAT unless every value of a float record is finite (and, with
+ * nonneg, not below zero: variances). */
+static csnn_status check_values(const ckpt_file *f, const ckpt_tensor *rec, bool nonneg)
+{
+    for (int64_t i = 0; i < rec->numel; i++) {
+        uint32_t u = (uint32_t)le(rec->data + 4 * i, 4);
+        if ((u & 0x7f800000u) == 0x7f800000u)
+            return csnn__error(CSNN_ERR_FORMAT,
+                               "'%s': tensor '%s' holds a non-finite value (element %lld)",
+                               f->path, rec->name, (long long)i);
+        if (nonneg && (u & 0x80000000u) && u != 0x80000000u)
+            return csnn__error(CSNN_ERR_FORMAT,
+                               "'%s': tensor '%s' holds a negative variance (element %lld)",
+                               f->path, rec->name, (long long)i);
+    }
+    return CSNN_OK;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 /* Uploads a little-endian float record into device memory. */
 static csnn_status upload_record(csnn_model *m, float *dst, const ckpt_tensor *rec)
 {
@@ -738,8 +876,21 @@ csnn_status csnn__checkpoint_apply(const ckpt_file *f, csnn_model *m, bool optim
                 return csnn__error(CSNN_ERR_FORMAT, "'%s': class '%s' appears twice", f->path,
                                    f->classes[c]);
     for (int i = 0; i < m->n_tensors; i++) {
-        const ckpt_tensor *rec = find_record(f->tensors, f->n_tensors, m->tensors[i].name);
-        if (rec->dtype == DTYPE_F32) continue;
+        const model_tensor *t = &m->tensors[i];
+        const ckpt_tensor *rec = find_record(f->tensors, f->n_tensors, t->name);
+        if (rec->dtype == DTYPE_F32) {
+            /* as csnn_model_set_tensor: no NaN or infinity gets in; nor a
+             * negative BN variance or Adam second moment (their square
+             * roots are taken) */
+            CSNN_TRY(check_values(f, rec, ends_with(t->name, ".running_var")));
+            if (optimizer && t->kind == CSNN_TENSOR_PARAM) {
+                snprintf(name, sizeof name, "exp_avg.%s", t->name);
+                CSNN_TRY(check_values(f, find_record(f->opt, f->n_opt, name), false));
+                snprintf(name, sizeof name, "exp_avg_sq.%s", t->name);
+                CSNN_TRY(check_values(f, find_record(f->opt, f->n_opt, name), true));
+            }
+            continue;
+        }
         if ((int64_t)le(rec->data, 8) < 0)
             return csnn__error(CSNN_ERR_FORMAT, "'%s': counter '%s' is negative", f->path,
                                rec->name);

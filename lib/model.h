@@ -264,6 +264,10 @@ csnn_status csnn__checkpoint_save(csnn_model *m, const ckpt_extra *extra, const 
 /** A checkpoint read into memory and verified (CRCs, structure). */
 typedef struct ckpt_file ckpt_file;
 csnn_status csnn__checkpoint_read(const char *path, ckpt_file **out);
+/** As csnn__checkpoint_read on bytes held in memory (copied); `name` stands
+ *  for the path in messages (NULL: "(memory)"). */
+csnn_status csnn__checkpoint_parse(const uint8_t *data, size_t size, const char *name,
+                                   ckpt_file **out);
 void csnn__checkpoint_free(ckpt_file *f);
 const char *csnn__checkpoint_spec(const ckpt_file *f);
 /** Copies parameters, buffers, counters and class names into m (whose spec

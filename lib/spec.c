@@ -116,10 +116,14 @@ static csnn_status parse_float(const token *t, const char *s, int len, const cha
     double v = csnn__strtod(buf, &end);
     if (end == buf || *end != '\0' || !isfinite(v))
         return spec_error(t, "%s: '%s' is not a finite number", what, buf);
-    if (v < lo || v > hi || (lo_open && v == lo))
-        return spec_error(t, "%s: %s is outside %s%g, %g]", what, buf, lo_open ? "(" : "[", lo,
-                          hi);
-    *out = (float)v;
+    /* the range holds for the float that is stored as well: 1e-50 is above
+     * 0 but its float is 0, and 1.00000001 is above 1 but its float is 1; the
+     * canonical text (a saved model's spec) must parse again */
+    float f = (float)v;
+    if (v < lo || v > hi || (lo_open && v == lo) || f < lo || f > hi || (lo_open && f == lo))
+        return spec_error(t, "%s: %s is outside %s%g, %g]%s", what, buf, lo_open ? "(" : "[", lo,
+                          hi, f == lo && v != lo ? " as a 32-bit float" : "");
+    *out = f;
     return CSNN_OK;
 }
 
@@ -431,6 +435,10 @@ static csnn_status parse_input(const statement *st, model_spec *spec)
         CSNN_TRY(parse_int(t, p, (int)(x - p), "input size", 1, CSNN_MAX_DIM, &v[i]));
         p = x + 1;
     }
+    int64_t numel = (int64_t)v[0] * v[1] * v[2];
+    if (numel > CSNN_MAX_SAMPLE_ELEMENTS)
+        return spec_error(t, "input: %lld elements per sample exceed the limit of %d",
+                          (long long)numel, CSNN_MAX_SAMPLE_ELEMENTS);
     spec->in_c = v[0];
     spec->in_h = v[1];
     spec->in_w = v[2];

@@ -68,6 +68,11 @@ int csnn__trainer_kv(csnn_trainer *t, ckpt_kv *kv);
  *  checkpoint. */
 csnn_status csnn__trainer_apply_kv(csnn_trainer *t, const ckpt_kv *kv, int n);
 
+/** csnn_trainer_load_checkpoint on a checkpoint already read (`path` names
+ *  it in messages): the spec must be the model's; on error the trainer and
+ *  model are unchanged. */
+csnn_status csnn__trainer_restore(csnn_trainer *t, const ckpt_file *f, const char *path);
+
 /** Maps each dataset class to the model's class of the same name. Fails
  *  with NOT_FOUND naming a class the model does not know. */
 csnn_status csnn__class_map(const csnn_model *m, const csnn_dataset *ds, int32_t *map);

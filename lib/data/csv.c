@@ -44,7 +44,9 @@ static const int32_t fer_label_to_class[FER_CLASSES] = {0, 1, 2, 3, 5, 6, 4};
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-    FILE *f;
+    FILE *f;            /* the file, or NULL when reading from memory: */
+    const char *mem;    /* the bytes (csnn__fer2013_csv_parse) */
+    size_t mem_size, mem_pos;
     const char *path;
     char *buf; /* read buffer */
     size_t buf_len, buf_pos;
@@ -57,6 +59,17 @@ typedef struct {
 static csnn_status fill(line_reader *r, bool *eof)
 {
     r->buf_pos = 0;
+    if (!r->f) {
+        /* memory: the same READ_CHUNK pieces a file gives, so that lines
+         * cross chunk boundaries exactly as they do when streaming */
+        size_t n = r->mem_size - r->mem_pos;
+        if (n > READ_CHUNK) n = READ_CHUNK;
+        if (n) memcpy(r->buf, r->mem + r->mem_pos, n);
+        r->mem_pos += n;
+        r->buf_len = n;
+        *eof = n == 0;
+        return CSNN_OK;
+    }
     r->buf_len = fread(r->buf, 1, READ_CHUNK, r->f);
     if (r->buf_len == 0 && ferror(r->f))
         return csnn__error(CSNN_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
@@ -343,43 +356,28 @@ static csnn_status load(csnn_context *ctx, line_reader *r, const csnn_dataset_op
     return CSNN_OK;
 }
 
-csnn_status csnn_dataset_load_fer2013_csv(csnn_context *ctx, const char *path,
-                                          const csnn_dataset_options *opts, csnn_dataset **out)
+/* Reads every row from r (a file or memory, buffers not yet allocated) into
+ * a new dataset; `path` names the source in messages and sample sources. */
+static csnn_status load_dataset(csnn_context *ctx, line_reader *r, const csnn_dataset_options *o,
+                                csnn_dataset **out)
 {
-    CSNN_ARG_NOT_NULL(out);
-    *out = NULL;
-    CSNN_ARG_NOT_NULL(ctx);
-    CSNN_ARG_NOT_NULL(path);
-    csnn_dataset_options o;
-    CSNN_TRY(csnn__data_options(opts, FN, &o));
+    const char *path = r->path;
     double t0 = csnn__now();
-
-    line_reader r = {0};
-    r.path = path;
-    int fd;
-    int64_t file_size;
-    csnn_status open_st = csnn__data_open_regular(path, &fd, &file_size);
-    if (open_st != CSNN_OK) return csnn__error_prefix(open_st, "%s", FN);
-    r.f = fdopen(fd, "rb");
-    if (!r.f) {
-        close(fd);
-        return csnn__error(CSNN_ERR_OUT_OF_MEMORY, "%s: %s: cannot open a stream", FN, path);
-    }
     samples s = {0};
-    s.px = (size_t)o.height * (size_t)o.width;
+    s.px = (size_t)o->height * (size_t)o->width;
     int64_t skipped = 0;
     csnn_status st = CSNN_OK;
-    r.buf = csnn__alloc_array(READ_CHUNK, 1, "CSV read buffer");
-    r.line_cap = 16384;
-    r.line = r.buf ? csnn__alloc_array(r.line_cap, 1, "CSV line buffer") : NULL;
-    if (!r.line) st = CSNN_ERR_OUT_OF_MEMORY;
-    if (st == CSNN_OK) st = load(ctx, &r, &o, &s, &skipped);
-    fclose(r.f);
-    free(r.buf);
-    free(r.line);
+    r->buf = csnn__alloc_array(READ_CHUNK, 1, "CSV read buffer");
+    r->line_cap = 16384;
+    r->line = r->buf ? csnn__alloc_array(r->line_cap, 1, "CSV line buffer") : NULL;
+    if (!r->line) st = CSNN_ERR_OUT_OF_MEMORY;
+    if (st == CSNN_OK) st = load(ctx, r, o, &s, &skipped);
+    free(r->buf);
+    free(r->line);
+    r->buf = r->line = NULL;
 
     csnn_dataset *ds = NULL;
-    if (st == CSNN_OK) st = csnn__dataset_alloc(ctx, 0, o.height, o.width, FER_CLASSES, &ds);
+    if (st == CSNN_OK) st = csnn__dataset_alloc(ctx, 0, o->height, o->width, FER_CLASSES, &ds);
     for (int32_t c = 0; st == CSNN_OK && c < FER_CLASSES; c++)
         if (!(ds->class_names[c] = csnn__strdup(fer_class_names[c]))) st = CSNN_ERR_OUT_OF_MEMORY;
     if (st != CSNN_OK) {
@@ -401,4 +399,48 @@ csnn_status csnn_dataset_load_fer2013_csv(csnn_context *ctx, const char *path,
               (long long)ds->n, path, csnn__now() - t0, (long long)skipped);
     *out = ds;
     return CSNN_OK;
+}
+
+csnn_status csnn_dataset_load_fer2013_csv(csnn_context *ctx, const char *path,
+                                          const csnn_dataset_options *opts, csnn_dataset **out)
+{
+    CSNN_ARG_NOT_NULL(out);
+    *out = NULL;
+    CSNN_ARG_NOT_NULL(ctx);
+    CSNN_ARG_NOT_NULL(path);
+    csnn_dataset_options o;
+    CSNN_TRY(csnn__data_options(opts, FN, &o));
+
+    line_reader r = {0};
+    r.path = path;
+    int fd;
+    int64_t file_size;
+    csnn_status open_st = csnn__data_open_regular(path, &fd, &file_size);
+    if (open_st != CSNN_OK) return csnn__error_prefix(open_st, "%s", FN);
+    r.f = fdopen(fd, "rb");
+    if (!r.f) {
+        close(fd);
+        return csnn__error(CSNN_ERR_OUT_OF_MEMORY, "%s: %s: cannot open a stream", FN, path);
+    }
+    csnn_status st = load_dataset(ctx, &r, &o, out);
+    fclose(r.f);
+    return st;
+}
+
+csnn_status csnn__fer2013_csv_parse(csnn_context *ctx, const uint8_t *data, size_t size,
+                                    const char *name, const csnn_dataset_options *opts,
+                                    csnn_dataset **out)
+{
+    CSNN_ARG_NOT_NULL(out);
+    *out = NULL;
+    CSNN_ARG_NOT_NULL(ctx);
+    if (data == NULL && size > 0)
+        return csnn__error(CSNN_ERR_INVALID_ARGUMENT, "%s: data is NULL", FN);
+    csnn_dataset_options o;
+    CSNN_TRY(csnn__data_options(opts, FN, &o));
+    line_reader r = {0};
+    r.path = name ? name : "(memory)";
+    r.mem = (const char *)data;
+    r.mem_size = size;
+    return load_dataset(ctx, &r, &o, out);
 }

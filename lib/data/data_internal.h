@@ -107,4 +107,17 @@ csnn_status csnn__image_decode(const uint8_t *data, size_t size, const char *nam
 void csnn__image_resize(const uint8_t *src, int32_t src_h, int32_t src_w, uint8_t *dst,
                         int32_t dst_h, int32_t dst_w);
 
+/* ------------------------------------------------------------------------ */
+/* FER2013 CSV                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * csnn_dataset_load_fer2013_csv on bytes held in memory (the fuzz target's
+ * entry point; the file loader streams the same reader from a file). `name`
+ * stands for the path in messages and sample sources (NULL: "(memory)").
+ */
+csnn_status csnn__fer2013_csv_parse(csnn_context *ctx, const uint8_t *data, size_t size,
+                                    const char *name, const csnn_dataset_options *opts,
+                                    csnn_dataset **out);
+
 #endif /* CSNN_DATA_INTERNAL_H */

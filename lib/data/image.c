@@ -184,12 +184,15 @@ static csnn_status check_dims(const decode_target *t, const char *format, uint32
     if (w == 0 || h == 0)
         return csnn__error(CSNN_ERR_FORMAT, "%s: %s: zero image size %ux%u", t->name, format, w,
                            h);
-    int64_t pixels = (int64_t)w * (int64_t)h;
-    if (pixels > t->max_pixels)
+    /* unsigned 64 bits: (2^32 - 1)^2 fits, where a signed product of two
+     * 32-bit sizes from a header can overflow (and come out negative) */
+    uint64_t pixels = (uint64_t)w * (uint64_t)h;
+    if (t->max_pixels < 0 || pixels > (uint64_t)t->max_pixels)
         return csnn__error(CSNN_ERR_LIMIT,
-                           "%s: %s image of %ux%u = %lld pixels is above the limit of %lld "
+                           "%s: %s image of %ux%u = %llu pixels is above the limit of %lld "
                            "(max_image_pixels)",
-                           t->name, format, w, h, (long long)pixels, (long long)t->max_pixels);
+                           t->name, format, w, h, (unsigned long long)pixels,
+                           (long long)t->max_pixels);
     return CSNN_OK;
 }
 
@@ -274,6 +277,9 @@ static csnn_status png_run(png_job *j)
     png_set_read_fn(j->png, j, png_on_read);
     /* Our own max_pixels check replaces libpng's default 1e6 x 1e6 limit. */
     png_set_user_limits(j->png, 0x7fffffff, 0x7fffffff);
+    /* Decompressed ancillary chunks (zTXt, iTXt, iCCP: all ignored here)
+     * get at most the file's size; a larger one is skipped with a warning. */
+    png_set_chunk_malloc_max(j->png, (png_alloc_size_t)j->size + 1);
     png_read_info(j->png, j->info);
 
     png_uint_32 w, h;
@@ -331,6 +337,27 @@ static uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+/* Checks that every chunk up to IEND fits in the file, as libpng allocates
+ * an ancillary chunk's buffer from its declared length (up to 2 GB) before
+ * it reads the chunk and finds the file too short. A chunk header cut off
+ * at the end is left to libpng (it reports the truncation). */
+static csnn_status check_png_chunks(const uint8_t *data, size_t size, const char *name)
+{
+    size_t pos = 8;
+    while (size - pos >= 8) {
+        uint32_t len = be32(data + pos);
+        size_t left = size - pos - 8; /* after the length and the type */
+        if (len > left || left - len < 4)
+            return csnn__error(CSNN_ERR_FORMAT,
+                               "%s: PNG: a chunk of %u bytes at offset %zu runs past the end of "
+                               "the file (truncated?)",
+                               name, len, pos);
+        if (memcmp(data + pos + 4, "IEND", 4) == 0) break;
+        pos += 12 + (size_t)len;
+    }
+    return CSNN_OK;
+}
+
 static csnn_status decode_png(const uint8_t *data, size_t size, decode_target *t)
 {
     /* IHDR must be the first chunk: check the size there, before libpng
@@ -338,6 +365,7 @@ static csnn_status decode_png(const uint8_t *data, size_t size, decode_target *t
     if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0 && be32(data + 16) != 0 &&
         be32(data + 20) != 0)
         CSNN_TRY(check_dims(t, "PNG", be32(data + 16), be32(data + 20)));
+    CSNN_TRY(check_png_chunks(data, size, t->name));
     png_job *j = csnn__calloc_array(1, sizeof *j, "PNG decoder");
     if (!j) return CSNN_ERR_OUT_OF_MEMORY;
     j->t = t;
