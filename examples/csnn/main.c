@@ -6,6 +6,8 @@
  *     csnn train --data faces --out model.csnn --epochs 20 --log train.csv
  *     csnn eval --model model.csnn --data test_faces --json
  *     csnn predict --model model.csnn face.png
+ *     csnn profile --model model.csnn --data test_faces
+ *     csnn bench --preset fer-csnn --mode train --batch 16
  *
  * Exit status: 0 success, 1 runtime failure, 2 usage error, 130 training
  * interrupted by Ctrl-C.
@@ -24,6 +26,8 @@ static const struct subcommand {
     {"predict", cmd_predict, "the predicted class and per-class firing rates of images"},
     {"summary", cmd_summary, "the layer table of a preset, spec file or model"},
     {"synth", cmd_synth, "write the built-in synthetic face dataset"},
+    {"profile", cmd_profile, "firing rates, operations and energy estimate per layer"},
+    {"bench", cmd_bench, "speed and memory of training steps or inference"},
 };
 
 static void print_usage(FILE *f)

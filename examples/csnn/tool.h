@@ -35,6 +35,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
 /* Argument parsing (args.c): one table-driven parser for every subcommand   */
