@@ -10,6 +10,7 @@
  * biases' gradients, values after Adam and Adam state are rounding noise
  * (they feed BatchNorm) and are skipped.
  */
+#include <errno.h>
 #include <dirent.h>
 #include <math.h>
 
@@ -584,15 +585,22 @@ static int by_name(const void *a, const void *b)
 
 int main(void)
 {
+    /* A directory named by CSNN_FIXTURES_DIR must exist; the default one
+     * (../shared beside the source tree) is skipped (77) when absent. */
     const char *dir = getenv("CSNN_FIXTURES_DIR");
-    if (!dir || !*dir) dir = getenv("CSNN_DEFAULT_FIXTURES_DIR");
+    int explicit_dir = dir && *dir;
+    if (!explicit_dir) dir = getenv("CSNN_DEFAULT_FIXTURES_DIR");
     if (!dir || !*dir) {
-        fprintf(stderr, "no fixture directory: set CSNN_FIXTURES_DIR\n");
-        return 1;
+        printf("# no fixture directory (CSNN_FIXTURES_DIR): skipped\n");
+        return 77;
     }
     DIR *d = opendir(dir);
     if (!d) {
-        fprintf(stderr, "cannot open the fixture directory %s\n", dir);
+        if (!explicit_dir && errno == ENOENT) {
+            printf("# the fixture directory %s is absent: skipped\n", dir);
+            return 77;
+        }
+        fprintf(stderr, "cannot open the fixture directory %s: %s\n", dir, strerror(errno));
         return 1;
     }
     char **paths = NULL;
