@@ -930,8 +930,11 @@ csnn_status csnn_model_load(csnn_context *ctx, const char *path, csnn_model **ou
         csnn__checkpoint_free(f);
         return st;
     }
+    for (int i = 0; i < f->n_tensors; i++) spec.file_values += f->tensors[i].numel;
+    if (spec.file_values == 0) spec.file_values = 1; /* 0 means no bound */
     csnn_model *m;
     st = csnn__model_build(ctx, &spec, 0, &m);
+    if (st != CSNN_OK) csnn__error_prefix(st, "'%s'", path);
     if (st == CSNN_OK) {
         st = csnn__checkpoint_apply(f, m, false);
         if (st != CSNN_OK) {

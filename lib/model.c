@@ -325,6 +325,16 @@ csnn_status csnn__model_build(csnn_context *ctx, model_spec *spec, uint64_t seed
         }
     }
     if ((st = plan_layers(m)) != CSNN_OK) goto fail;
+    if (m->spec.file_values > 0) {
+        int64_t need = 0;
+        for (int i = 0; i < m->n_tensors; i++) need += m->tensors[i].numel;
+        if (need > m->spec.file_values) {
+            st = csnn__error(CSNN_ERR_FORMAT,
+                             "the model's spec needs %lld tensor values but the file holds %lld",
+                             (long long)need, (long long)m->spec.file_values);
+            goto fail;
+        }
+    }
     m->disabled = disabled_levers();
     csnn__model_plan(m);
 
@@ -734,10 +744,15 @@ csnn_status csnn_model_predict(csnn_model *m, const float *images, size_t n, flo
                            "csnn_model_predict: scores holds %zu floats, %zu images x %lld classes "
                            "need %zu",
                            scores_cap, n, (long long)K, n * (size_t)K);
+    const int64_t per = m->layers[0].in_numel;
+    for (size_t i = 0; i < n * (size_t)per; i++)
+        if (!isfinite(images[i]))
+            return csnn__error(CSNN_ERR_NUMERIC,
+                               "csnn_model_predict: image %zu has a non-finite pixel at %zu",
+                               i / (size_t)per, i % (size_t)per);
     int32_t chunk = m->cap_batch > PREDICT_CHUNK ? m->cap_batch : PREDICT_CHUNK;
     if ((size_t)chunk > n) chunk = (int32_t)n;
     CSNN_TRY(csnn__model_reserve(m, chunk, false));
-    const int64_t per = m->layers[0].in_numel;
     for (size_t done = 0; done < n;) {
         int32_t b = (int32_t)((n - done) < (size_t)chunk ? (n - done) : (size_t)chunk);
         CSNN_TRY(m->ops->upload(m->dev, m->input, images + done * (size_t)per,

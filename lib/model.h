@@ -58,6 +58,10 @@ typedef struct model_spec {
     int32_t classes; /* 0 until known: then the last layer's width */
     int n_layers;
     layer_spec *layers;
+    /* Set by loaders, not parsed: the values the file holds for the model's
+     * tensors. A model needing more is refused before anything is allocated
+     * for it (a small file cannot make us allocate a big model). 0: no bound. */
+    int64_t file_values;
 } model_spec;
 
 /** Parses spec text. Errors: SPEC with "line L, column C: ..." in the message,

@@ -3,7 +3,8 @@
 # missing. Run as root (or prefix the apt-get it prints with sudo).
 set -eu
 packages="build-essential pkg-config meson ninja-build cmake python3
-libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcmocka-dev libcairo2-dev"
+libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcmocka-dev libcairo2-dev
+abigail-tools"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -262,6 +262,39 @@ static void test_newer_minor(void **state)
     csnn_model_destroy(m);
 }
 
+/* A small file whose spec declares a big model is refused before the model's
+ * memory is allocated: the spec needs more values than the file holds. */
+static void test_spec_bigger_than_file(void **state)
+{
+    (void)state;
+    csnn_model *m = trained_model(NULL);
+    char *good = path_in_dir("s.csnn"), *p = path_in_dir("big-spec.csnn");
+    CHECK_OK(csnn_model_save(m, good));
+    size_t n;
+    uint8_t *b = read_all(good, &n);
+    assert_memory_equal(b + 16, "SPEC", 4);
+    uint64_t old_len = 0;
+    for (int i = 0; i < 8; i++) old_len |= (uint64_t)b[24 + i] << (8 * i);
+    /* 64 x 65536 + 65536 x 2048 + 2048 x 3 weights: about 550 MB of parameters */
+    const char big[] = "input 1x8x8\nsteps 2\nclasses 3\nflatten\nlinear 65536\nlif\nlinear 2048\nlif\nlinear 3\nlif\n";
+    size_t plen = sizeof big - 1, rest = n - (16 + 16 + (size_t)old_len + 4);
+    uint8_t *o = malloc(16 + 16 + plen + 4 + rest);
+    memcpy(o, b, 16 + 8);
+    for (int i = 0; i < 8; i++) o[24 + i] = (uint8_t)((uint64_t)plen >> (8 * i));
+    memcpy(o + 32, big, plen);
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), o + 16, (uInt)(16 + plen));
+    for (int i = 0; i < 4; i++) o[32 + plen + i] = (uint8_t)(crc >> (8 * i));
+    memcpy(o + 32 + plen + 4, b + 16 + 16 + old_len + 4, rest);
+    write_all(p, o, 16 + 16 + plen + 4 + rest);
+    expect_load_fails(p, CSNN_ERR_FORMAT, "spec bigger than the file");
+    assert_non_null(strstr(csnn_last_error_message(), "tensor values but the file holds"));
+    free(o);
+    free(b);
+    free(good);
+    free(p);
+    csnn_model_destroy(m);
+}
+
 static void test_trainer_resume(void **state)
 {
     (void)state;
@@ -397,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_newer_minor),
+        cmocka_unit_test(test_spec_bigger_than_file),
         cmocka_unit_test(test_trainer_resume),
         cmocka_unit_test(test_atomic_replace),
         cmocka_unit_test(test_predict_after_training),

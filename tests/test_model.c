@@ -149,6 +149,8 @@ static void test_spec_errors(void **state)
         {"input 1x8x8\nconv\n", CSNN_ERR_SPEC, "line 2, column 1"},
         {"input 1x8x8\nconv 4 k=0\n", CSNN_ERR_SPEC, "line 2, column 8"},
         {"input 1x8x8\nconv 4 q=1\n", CSNN_ERR_SPEC, "unknown option 'q'"},
+        {"input 65536x65536x1\nflatten\nlinear 2\n", CSNN_ERR_SPEC,
+         "line 1, column 7: input: 4294967296 elements per sample exceed the limit of 268435456"},
         {"input 1x8\n", CSNN_ERR_SPEC, "line 1, column 7: input: expected CxHxW"},
         {"input 1x8x8\nflatten\nlinear 3\nfrobnicate\n", CSNN_ERR_SPEC, "line 4, column 1: unknown statement"},
         {"input 1x8x8\n  linear 3\n", CSNN_ERR_SPEC, "line 2, column 3: linear needs a flat input"},
@@ -450,6 +452,12 @@ static void test_numeric_faults(void **state)
     CHECK_STATUS(csnn_trainer_step(t, x, y, 2, NULL), CSNN_ERR_NUMERIC);
     assert_non_null(strstr(csnn_last_error_message(), "image 0"));
     x[5] = 0.5f;
+    float scores[6] = {-1, -1, -1, -1, -1, -1};
+    x[20] = INFINITY;
+    CHECK_STATUS(csnn_model_predict(m, x, 2, scores, 6, NULL), CSNN_ERR_NUMERIC);
+    assert_non_null(strstr(csnn_last_error_message(), "image 1 has a non-finite pixel at 4"));
+    for (int i = 0; i < 6; i++) assert_true(scores[i] == -1.0f); /* nothing written */
+    x[20] = 0.25f;
     int32_t bad[2] = {0, 3};
     CHECK_STATUS(csnn_trainer_step(t, x, bad, 2, NULL), CSNN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(csnn_last_error_message(), "labels[1] = 3"));

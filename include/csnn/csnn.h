@@ -612,7 +612,8 @@ CSNN_API csnn_status csnn_model_set_tensor(csnn_model *model, const char *name,
  * raw values for ANN models) and, when `labels` is not NULL, the predicted
  * class of each image (the FIRST index of the maximum) to labels[n].
  * scores_cap is the capacity of `scores` in floats. Errors:
- * INVALID_ARGUMENT, SHAPE (scores_cap too small), OUT_OF_MEMORY, DEVICE.
+ * INVALID_ARGUMENT, SHAPE (scores_cap too small), NUMERIC (a NaN or
+ * infinite pixel; nothing is written), OUT_OF_MEMORY, DEVICE.
  * @since 0.1
  */
 CSNN_API csnn_status csnn_model_predict(csnn_model *model, const float *images, size_t n,
