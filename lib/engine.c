@@ -61,6 +61,8 @@ void csnn__model_plan(csnn_model *m)
                        !(m->disabled & CSNN__NO_SPARSE) && csnn__layer_input_is_spikes(m, i);
         l->folds_bn = l->s.type == LAYER_CONV && next && next->s.type == LAYER_BN && same_block &&
                       !(m->disabled & CSNN__NO_BNFOLD);
+        l->packs = l->s.type == LAYER_LINEAR && l->sparse_in && o->linear_packed_floats &&
+                   o->linear_pack && o->linear_forward_packed && !(m->disabled & CSNN__NO_PACK);
     }
 }
 
@@ -367,6 +369,47 @@ static csnn_status refresh_folds(csnn_model *m)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Packed weights of spike-fed linear layers (inference)                     */
+/* ------------------------------------------------------------------------ */
+
+/* Packing costs a copy of the weights (85 MB for the reference fc1), so only
+ * a model without a trainer packs: in deployment, inference reads the packed
+ * rows of its active inputs only; during training (validation included) the
+ * backend transposes tiles as it goes and the memory is not spent. */
+void csnn__model_drop_packs(csnn_model *m)
+{
+    for (int i = 0; i < m->n_layers && m->layers; i++) {
+        csnn__model_free(m, m->layers[i].pack_w);
+        m->layers[i].pack_w = NULL;
+    }
+    m->packed_version = 0;
+}
+
+static csnn_status refresh_packs(csnn_model *m)
+{
+    if (m->packed_version == m->param_version + 1) return CSNN_OK;
+    const csnn_backend_ops *o = m->ops;
+    for (int i = 0; i < m->n_layers; i++) {
+        layer *l = &m->layers[i];
+        if (!l->packs) continue;
+        const int64_t in = l->ishape.c, out = l->s.out;
+        if (!l->pack_w) {
+            int64_t floats = o->linear_packed_floats(m->dev, in, out);
+            if (floats <= 0) continue; /* the backend does not pack this shape */
+            CSNN_TRY(csnn__model_alloc(m, (size_t)floats * sizeof(float), (void **)&l->pack_w,
+                                       "packed weights"));
+        }
+        csnn_status st = o->linear_pack(m->dev, in, out, tensor_data(m, l->t_weight), l->pack_w);
+        if (st != CSNN_OK) {
+            csnn__model_drop_packs(m);
+            return csnn__error_prefix(st, "layer %s: packing the weights", l->s.name);
+        }
+    }
+    m->packed_version = m->param_version + 1;
+    return CSNN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Forward                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -422,6 +465,10 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
     const int32_t T = m->spec.steps;
     bool fold = !train && !(m->disabled & CSNN__NO_BNFOLD);
     if (fold) CSNN_TRY(refresh_folds(m));
+    if (!train && !m->arenas[1]) /* no trainer: the weights stay as they are */
+        CSNN_TRY(refresh_packs(m));
+    else if (m->packed_version)
+        csnn__model_drop_packs(m);
     if (rate_sums) CSNN_TRY(reserve_rate_scratch(m));
     int rate_index = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -448,6 +495,13 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
             break;
         }
         case LAYER_LINEAR:
+            if (l->sparse_in && l->pack_w && m->packed_version) {
+                OPS_TRY(o->linear_forward_packed(dev, rows, l->ishape.c, l->s.out, x,
+                                                 tensor_data(m, l->t_weight), l->pack_w,
+                                                 tensor_data(m, l->t_bias), l->y),
+                        l);
+                break;
+            }
             if (l->sparse_in) {
                 OPS_TRY(o->linear_forward_sparse(dev, rows, l->ishape.c, l->s.out, x,
                                                  tensor_data(m, l->t_weight),

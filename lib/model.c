@@ -124,7 +124,7 @@ static csnn_status add_tensor(csnn_model *m, int *index, const layer *l, const c
 
 /* Shapes, tensors and FLOP counts of every layer. */
 /* CSNN_DISABLE: a comma-separated list of levers of the execution plan to
- * switch off ("fusion", "sparse", "bnfold"; docs/PERFORMANCE.md). */
+ * switch off ("fusion", "sparse", "bnfold", "pack"; docs/PERFORMANCE.md). */
 static unsigned disabled_levers(void)
 {
     const char *env = getenv("CSNN_DISABLE");
@@ -133,12 +133,14 @@ static unsigned disabled_levers(void)
     if (strstr(env, "fusion")) flags |= CSNN__NO_FUSION;
     if (strstr(env, "sparse")) flags |= CSNN__NO_SPARSE;
     if (strstr(env, "bnfold")) flags |= CSNN__NO_BNFOLD;
+    if (strstr(env, "pack")) flags |= CSNN__NO_PACK;
     return flags;
 }
 
 void csnn__model_set_disabled(csnn_model *m, unsigned flags)
 {
     csnn__model_free_runtime(m);
+    csnn__model_drop_packs(m);
     m->disabled = flags;
     csnn__model_plan(m);
 }
@@ -393,6 +395,7 @@ void csnn_model_destroy(csnn_model *m)
         csnn__model_free(m, m->layers[i].fold_w);
         csnn__model_free(m, m->layers[i].fold_b);
     }
+    csnn__model_drop_packs(m);
     if (m->tensors) {
         csnn__model_free(m, m->arenas[0]);
         csnn__model_free(m, m->arenas[1]);

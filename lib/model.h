@@ -117,6 +117,9 @@ typedef struct layer {
     bool sparse_in;        /* conv, linear: the input is spikes (mostly zeros) */
     bool folds_bn;         /* conv: in inference the BN after it is folded in */
     float *fold_w, *fold_b; /* the folded weights and bias (device) */
+    bool packs;            /* linear, sparse_in: inference without a trainer uses
+                              the backend's packed weights */
+    float *pack_w;         /* those packed weights (device), or NULL */
 } layer;
 
 /* Levers of the execution plan that can be switched off (CSNN_DISABLE, a
@@ -125,6 +128,7 @@ typedef struct layer {
 #define CSNN__NO_FUSION 1u /* "fusion": neuron + max-pool in one pass */
 #define CSNN__NO_SPARSE 2u /* "sparse": spike-sparse conv and linear kernels */
 #define CSNN__NO_BNFOLD 4u /* "bnfold": BN folded into conv weights for inference */
+#define CSNN__NO_PACK 8u   /* "pack": packed weights of spike-fed linear layers (inference) */
 
 struct csnn_model {
     csnn_context *ctx;
@@ -160,6 +164,7 @@ struct csnn_model {
     unsigned disabled;       /* CSNN__NO_* */
     uint64_t param_version;  /* bumped whenever parameters or BN statistics change */
     uint64_t folded_version; /* the param_version the folded weights come from */
+    uint64_t packed_version; /* the param_version + 1 the packed weights come from */
     float *rate_scratch;     /* spikes of fused layers when firing rates are asked for */
     int64_t rate_scratch_elems;
 };
@@ -196,6 +201,8 @@ void csnn__model_plan(csnn_model *m);
 /** Whether layer i's input is spikes: it comes from a neuron layer through
  *  max-pooling, flattening and dropout only (engine.c). */
 bool csnn__layer_input_is_spikes(const csnn_model *m, int i);
+/** Frees the packed weights of linear layers (engine.c). */
+void csnn__model_drop_packs(csnn_model *m);
 /** Switches levers off (CSNN__NO_*) and re-plans; batch buffers are dropped. */
 void csnn__model_set_disabled(csnn_model *m, unsigned flags);
 

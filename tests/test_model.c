@@ -609,6 +609,62 @@ static void test_levers_agree(void **state)
     for (int i = 0; i < 18; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
 }
 
+/* Inference without a trainer reads packed weights in its spike-fed linear
+ * layers: the same outputs, bit for bit, as the tile-by-tile path, also
+ * after the weights change (the packs follow the parameters). */
+static void test_packed_weights(void **state)
+{
+    (void)state;
+    const char *snn = "input 1x32x32\nsteps 4\nstatic: conv 8 k=3 p=1; bn\nif\nmaxpool 2\n"
+                      "flatten\nlinear 512\nif\nlinear 5\nif\n";
+    const int n = 8, per = 32 * 32;
+    float *x = malloc(sizeof(float) * (size_t)n * per);
+    uint64_t sd = 9;
+    for (int i = 0; i < n * per; i++) x[i] = test_uniform(&sd, 0, 1);
+    float a[8 * 5], b[8 * 5];
+    csnn_model *m[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(csnn_model_create_from_spec(ctx, snn, 5, &m[k]));
+        if (k) csnn__model_set_disabled(m[k], CSNN__NO_PACK);
+        /* larger weights, so that the layers fire */
+        float *w = malloc(sizeof(float) * 2048 * 512);
+        CHECK_OK(csnn_model_get_tensor(m[k], "fc1.weight", w, 2048 * 512));
+        for (int i = 0; i < 2048 * 512; i++) w[i] *= 8.0f;
+        CHECK_OK(csnn_model_set_tensor(m[k], "fc1.weight", w, 2048 * 512));
+        free(w);
+    }
+    assert_true(m[0]->layers[5].packs && !m[1]->layers[5].packs);
+    for (int round = 0; round < 2; round++) {
+        CHECK_OK(csnn_model_predict(m[0], x, (size_t)n, a, sizeof a / sizeof *a, NULL));
+        CHECK_OK(csnn_model_predict(m[1], x, (size_t)n, b, sizeof b / sizeof *b, NULL));
+        assert_non_null(m[0]->layers[5].pack_w);
+        assert_null(m[1]->layers[5].pack_w);
+        assert_memory_equal(a, b, sizeof a);
+        double sum = 0;
+        for (int i = 0; i < n * 5; i++) sum += a[i];
+        assert_true(sum > 0); /* spikes reached the output */
+        /* change fc1 in both: the packs must follow */
+        float *w = malloc(sizeof(float) * 2048 * 512);
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(csnn_model_get_tensor(m[k], "fc1.weight", w, 2048 * 512));
+            for (int i = 0; i < 2048 * 512; i += 3) w[i] = -w[i];
+            CHECK_OK(csnn_model_set_tensor(m[k], "fc1.weight", w, 2048 * 512));
+        }
+        free(w);
+    }
+    /* a trainer drops them: training memory is not spent on packs */
+    csnn_trainer *t;
+    CHECK_OK(csnn_trainer_create(m[0], &t));
+    CHECK_OK(csnn_model_predict(m[0], x, (size_t)n, a, sizeof a / sizeof *a, NULL));
+    assert_null(m[0]->layers[5].pack_w);
+    CHECK_OK(csnn_model_predict(m[1], x, (size_t)n, b, sizeof b / sizeof *b, NULL));
+    assert_memory_equal(a, b, sizeof a);
+    csnn_trainer_destroy(t);
+    csnn_model_destroy(m[0]);
+    csnn_model_destroy(m[1]);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_numeric_faults),
         cmocka_unit_test(test_engine_gradients),
         cmocka_unit_test(test_levers_agree),
+        cmocka_unit_test(test_packed_weights),
     };
     return cmocka_run_group_tests_name("model", tests, setup, teardown);
 }

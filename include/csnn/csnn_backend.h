@@ -348,6 +348,21 @@ typedef struct csnn_backend_ops {
     csnn_status (*linear_weight_grad_sparse)(void *dev, int64_t rows, int64_t in, int64_t out,
                                              const float *x, const float *dy, float *dw,
                                              float *db);
+
+    /* ---- packed weights for inference (OPTIONAL, all three or none) ----
+     * A model whose weights stay fixed (inference without a trainer) packs a
+     * spike-fed linear layer's weights once per change of its parameters. */
+    /** The floats of the packed form of w [out, in] (0: not packed). */
+    int64_t (*linear_packed_floats)(void *dev, int64_t in, int64_t out);
+    /** Writes the packed form of w [out, in] into `packed` (device memory of
+     *  linear_packed_floats floats). */
+    csnn_status (*linear_pack)(void *dev, int64_t in, int64_t out, const float *w,
+                               float *packed);
+    /** linear_forward_sparse with w's packed form at hand (w is passed too, for
+     *  the dense path); the same results as linear_forward_sparse. */
+    csnn_status (*linear_forward_packed)(void *dev, int64_t rows, int64_t in, int64_t out,
+                                         const float *x, const float *w, const float *packed,
+                                         const float *b, float *y);
 } csnn_backend_ops;
 
 /* ------------------------------------------------------------------------ */

@@ -311,6 +311,18 @@ static void check_linear(void *dev, int64_t rows, int64_t in, int64_t out, int b
                 CLOSE(y2, y, ny, 0, 1e-6 * yscale);
                 CLOSE(dw2, dw, nw, 0, 1e-6 * wscale);
                 TB_SAME(db2, db, (size_t)out);
+                /* with packed weights: the same sums in the same order */
+                const int64_t pf = OPS->linear_packed_floats(dev, in, out);
+                assert_true(pf >= out * in);
+                float *pw = tb_floats((size_t)pf), *y3 = tb_floats(ny);
+                tb_fill(pw, (size_t)pf, NAN), tb_fill(y3, ny, NAN);
+                assert_int_equal(OPS->linear_pack(dev, in, out, w, pw), CSNN_OK);
+                set_mode((int)m);
+                assert_int_equal(OPS->linear_forward_packed(dev, rows, in, out, x, w, pw, bb, y3),
+                                 CSNN_OK);
+                reset_mode();
+                TB_SAME(y3, y2, ny);
+                free(pw), free(y3);
                 /* no db wanted: dw alone */
                 set_mode((int)m);
                 tb_fill(db2, (size_t)out, NAN);

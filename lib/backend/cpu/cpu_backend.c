@@ -267,4 +267,7 @@ const csnn_backend_ops csnn__cpu_backend_ops = {
     .conv2d_backward_sparse = csnn__cpu_conv2d_backward_sparse,
     .linear_forward_sparse = csnn__cpu_linear_forward_sparse,
     .linear_weight_grad_sparse = csnn__cpu_linear_weight_grad_sparse,
+    .linear_packed_floats = csnn__cpu_linear_packed_floats,
+    .linear_pack = csnn__cpu_linear_pack,
+    .linear_forward_packed = csnn__cpu_linear_forward_packed,
 };

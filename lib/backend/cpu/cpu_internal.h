@@ -194,6 +194,12 @@ csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *
 csnn_status csnn__cpu_linear_forward_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
                                             const float *x, const float *w, const float *b,
                                             float *y);
+int64_t csnn__cpu_linear_packed_floats(void *dev, int64_t in, int64_t out);
+csnn_status csnn__cpu_linear_pack(void *dev, int64_t in, int64_t out, const float *w,
+                                  float *packed);
+csnn_status csnn__cpu_linear_forward_packed(void *dev, int64_t rows, int64_t in, int64_t out,
+                                            const float *x, const float *w,
+                                            const float *packed, const float *b, float *y);
 csnn_status csnn__cpu_linear_weight_grad_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
                                                 const float *x, const float *dy, float *dw,
                                                 float *db);
