@@ -43,7 +43,7 @@
 #   INFER256_WARMUP=1 INFER256_ITERS=2 LAT_WARMUP=3 LAT_ITERS=20
 #   ANN_WARMUP=2 ANN_ITERS=8          CSNN_ITERS_SCALE=2 (csnn runs x this many
 #   timed steps: it is fast, and more steps steady the median)
-# The defaults take about 12 minutes on 2 cores (the anchor's inference at
+# The defaults take about 7 minutes on 2 cores (the anchor's inference at
 # batch 256 is ~17 s per step).
 set -eu
 
