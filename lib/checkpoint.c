@@ -348,19 +348,36 @@ csnn_status csnn__checkpoint_save(csnn_model *m, const ckpt_extra *extra, const 
     float *host = csnn__alloc_array((size_t)max_numel, sizeof(float), "save buffer");
     if (!host) return CSNN_ERR_OUT_OF_MEMORY;
 
+    /* The temporary file's lock is held (through lock_fd, past fclose) until
+     * the rename, so that remove_stale_temps of another save leaves it alone.
+     * Between mkostemp and flock another save may take it for a dead
+     * writer's and delete it: the lock is then taken after that save's
+     * (blocking), the file has no link left, and a new one is made. */
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
+    int fd = -1, lock_fd = -1;
+    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+        snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            free(host);
+            return csnn__error(CSNN_ERR_IO,
+                               "save '%s': cannot create a temporary file beside it: %s", path,
+                               strerror(e));
+        }
+        struct stat st;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0) {
+            close(fd); /* deleted by another save before we locked it */
+            fd = -1;
+        }
+    }
     if (fd < 0) {
-        int e = errno;
         free(host);
-        return csnn__error(CSNN_ERR_IO, "save '%s': cannot create a temporary file beside it: %s",
-                           path, strerror(e));
+        return csnn__error(CSNN_ERR_IO, "save '%s': temporary files beside it keep disappearing",
+                           path);
     }
     fchmod(fd, 0644);
-    /* held (through lock_fd, past fclose) until the rename: the temporary
-     * file is then not taken for a stale one by remove_stale_temps */
-    int lock_fd = flock(fd, LOCK_EX | LOCK_NB) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    lock_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         int e = errno;

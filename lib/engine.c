@@ -3,6 +3,7 @@
  * batch-sized buffers allocated once and reused, forward and backward
  * through time. Layer code calls only the backend table. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,28 +386,38 @@ void csnn__model_drop_packs(csnn_model *m)
     m->packed_version = 0;
 }
 
-static csnn_status refresh_packs(csnn_model *m)
+/* Packing is an optimisation: when it fails (memory, a backend error) the
+ * model runs unpacked from then on, with the caller's error state as it was. */
+static void refresh_packs(csnn_model *m)
 {
-    if (m->packed_version == m->param_version + 1) return CSNN_OK;
+    if (m->packed_version == m->param_version + 1) return;
     const csnn_backend_ops *o = m->ops;
+    char saved[1024]; /* the size of the thread's message (error.c) */
+    snprintf(saved, sizeof saved, "%s", csnn_last_error_message());
     for (int i = 0; i < m->n_layers; i++) {
         layer *l = &m->layers[i];
         if (!l->packs) continue;
         const int64_t in = l->ishape.c, out = l->s.out;
+        csnn_status st = CSNN_OK;
         if (!l->pack_w) {
             int64_t floats = o->linear_packed_floats(m->dev, in, out);
             if (floats <= 0) continue; /* the backend does not pack this shape */
-            CSNN_TRY(csnn__model_alloc(m, (size_t)floats * sizeof(float), (void **)&l->pack_w,
-                                       "packed weights"));
+            if ((uint64_t)floats > SIZE_MAX / sizeof(float))
+                st = CSNN_ERR_LIMIT;
+            else
+                st = csnn__model_alloc(m, (size_t)floats * sizeof(float), (void **)&l->pack_w,
+                                       "packed weights");
         }
-        csnn_status st = o->linear_pack(m->dev, in, out, tensor_data(m, l->t_weight), l->pack_w);
+        if (st == CSNN_OK)
+            st = o->linear_pack(m->dev, in, out, tensor_data(m, l->t_weight), l->pack_w);
         if (st != CSNN_OK) {
             csnn__model_drop_packs(m);
-            return csnn__error_prefix(st, "layer %s: packing the weights", l->s.name);
+            m->pack_failed = true;
+            csnn__error(CSNN_OK, "%s", saved); /* the message as it was */
+            return;
         }
     }
     m->packed_version = m->param_version + 1;
-    return CSNN_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -465,8 +476,8 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
     const int32_t T = m->spec.steps;
     bool fold = !train && !(m->disabled & CSNN__NO_BNFOLD);
     if (fold) CSNN_TRY(refresh_folds(m));
-    if (!train && !m->arenas[1]) /* no trainer: the weights stay as they are */
-        CSNN_TRY(refresh_packs(m));
+    if (!train && !m->trainer_attached && !m->pack_failed) /* the weights stay as they are */
+        refresh_packs(m);
     else if (m->packed_version)
         csnn__model_drop_packs(m);
     if (rate_sums) CSNN_TRY(reserve_rate_scratch(m));

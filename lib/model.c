@@ -602,6 +602,13 @@ csnn_status csnn_model_set_tensor(csnn_model *m, const char *name, const float *
         if (!isfinite(src[i]))
             return csnn__error(CSNN_ERR_NUMERIC, "csnn_model_set_tensor: %s[%zu] is not finite",
                                name, i);
+    const size_t len = strlen(t->name), vlen = strlen("running_var");
+    if (t->kind == CSNN_TENSOR_BUFFER && len >= vlen && !strcmp(t->name + len - vlen, "running_var"))
+        for (size_t i = 0; i < n; i++)
+            if (src[i] < 0)
+                return csnn__error(CSNN_ERR_INVALID_ARGUMENT,
+                                   "csnn_model_set_tensor: %s[%zu] = %g: a variance is not negative",
+                                   name, i, (double)src[i]);
     if (t->kind == CSNN_TENSOR_COUNTER) {
         if (src[0] < 0 || src[0] != floorf(src[0]))
             return csnn__error(CSNN_ERR_INVALID_ARGUMENT,

@@ -165,6 +165,7 @@ struct csnn_model {
     uint64_t param_version;  /* bumped whenever parameters or BN statistics change */
     uint64_t folded_version; /* the param_version the folded weights come from */
     uint64_t packed_version; /* the param_version + 1 the packed weights come from */
+    bool pack_failed;        /* packing failed once: the model runs unpacked */
     float *rate_scratch;     /* spikes of fused layers when firing rates are asked for */
     int64_t rate_scratch_elems;
 };

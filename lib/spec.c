@@ -119,10 +119,12 @@ static csnn_status parse_float(const token *t, const char *s, int len, const cha
     /* the range holds for the float that is stored as well: 1e-50 is above
      * 0 but its float is 0, and 1.00000001 is above 1 but its float is 1; the
      * canonical text (a saved model's spec) must parse again */
+    if (v < lo || v > hi || (lo_open && v == lo)) /* before the conversion: 1e300 has no float */
+        return spec_error(t, "%s: %s is outside %s%g, %g]", what, buf, lo_open ? "(" : "[", lo, hi);
     float f = (float)v;
-    if (v < lo || v > hi || (lo_open && v == lo) || f < lo || f > hi || (lo_open && f == lo))
-        return spec_error(t, "%s: %s is outside %s%g, %g]%s", what, buf, lo_open ? "(" : "[", lo,
-                          hi, f == lo && v != lo ? " as a 32-bit float" : "");
+    if (f < lo || f > hi || (lo_open && f == lo))
+        return spec_error(t, "%s: %s is outside %s%g, %g] as a 32-bit float", what, buf,
+                          lo_open ? "(" : "[", lo, hi);
     *out = f;
     return CSNN_OK;
 }

@@ -345,6 +345,7 @@ csnn_status csnn_trainer_create(csnn_model *m, csnn_trainer **out)
     }
     csnn__model_set_opt_arenas(m, t->state_m, t->state_v);
     m->trainer_attached = true;
+    csnn__model_drop_packs(m); /* training memory is not spent on packed weights */
     *out = t;
     return CSNN_OK;
 }
@@ -475,8 +476,8 @@ csnn_status csnn__trainer_step_uploaded(csnn_trainer *t, int32_t n, const int32_
         bn_state(t, false);
         return csnn__error(st, "%s", msg);
     }
+    m->param_version++; /* before: a step that fails halfway has changed parameters */
     CSNN_TRY(optimiser_step(t));
-    m->param_version++;
     t->step++;
     CSNN_TRY(m->ops->download(m->dev, t->host_out, m->output, (size_t)n * (size_t)K * sizeof(float)));
     *loss_out = loss;

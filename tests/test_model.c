@@ -659,7 +659,17 @@ static void test_packed_weights(void **state)
     assert_null(m[0]->layers[5].pack_w);
     CHECK_OK(csnn_model_predict(m[1], x, (size_t)n, b, sizeof b / sizeof *b, NULL));
     assert_memory_equal(a, b, sizeof a);
+    /* and once the trainer is gone, the model packs again */
     csnn_trainer_destroy(t);
+    CHECK_OK(csnn_model_predict(m[0], x, (size_t)n, a, sizeof a / sizeof *a, NULL));
+    assert_non_null(m[0]->layers[5].pack_w);
+    assert_memory_equal(a, b, sizeof a);
+    /* a negative BN variance is refused, as the file reader refuses it */
+    float var[8];
+    CHECK_OK(csnn_model_get_tensor(m[0], "bn1.running_var", var, 8));
+    var[3] = -0.5f;
+    CHECK_STATUS(csnn_model_set_tensor(m[0], "bn1.running_var", var, 8), CSNN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(csnn_last_error_message(), "bn1.running_var[3]"));
     csnn_model_destroy(m[0]);
     csnn_model_destroy(m[1]);
     free(x);

@@ -199,8 +199,12 @@ static int make_inputs(const char *cmd, const csnn_model_info *mi, size_t batch,
     size_t total = 7 * (size_t)so.per_class;
     uint8_t *px = malloc(total * per);
     int32_t *lb = malloc(total * sizeof *lb);
-    csnn_status st = px && lb ? csnn_synth_generate(&so, px, total * per, lb, total)
-                              : CSNN_ERR_OUT_OF_MEMORY;
+    if (!px || !lb) {
+        free(px);
+        free(lb);
+        return runtime_error(cmd, "out of memory");
+    }
+    csnn_status st = csnn_synth_generate(&so, px, total * per, lb, total);
     if (st == CSNN_OK) {
         /* the generator's order is class by class: spread the classes */
         for (size_t i = 0; i < n; i++) {

@@ -120,7 +120,12 @@ static int synth_dataset(const char *cmd, csnn_context *ctx, const csnn_model *m
         names[c] = csnn_synth_class_name(c);
     /* a model with other than 7 classes: labels folded onto its classes */
     size_t k = (size_t)mi.num_classes;
-    st = px && lb ? csnn_synth_generate(&so, px, n * per, lb, n) : CSNN_ERR_OUT_OF_MEMORY;
+    if (!px || !lb) {
+        free(px);
+        free(lb);
+        return runtime_error(cmd, "out of memory");
+    }
+    st = csnn_synth_generate(&so, px, n * per, lb, n);
     if (st == CSNN_OK && k != 7)
         for (size_t i = 0; i < n; i++)
             lb[i] %= (int32_t)k;

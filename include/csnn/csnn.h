@@ -548,7 +548,10 @@ CSNN_API csnn_status csnn_model_load(csnn_context *ctx, const char *path, csnn_m
  * Saves the model (spec, class names, parameters, BN statistics) to `path`
  * atomically: a temporary file in the same directory is written, flushed to
  * disk and renamed, so `path` holds either the old or the new file, never a
- * partial one. Errors: INVALID_ARGUMENT, IO. @since 0.1
+ * partial one. After a successful save, temporary files `path.tmp-XXXXXX`
+ * (six letters or digits) left by writers that died before their rename are
+ * deleted (a live writer's file is locked and stays).
+ * Errors: INVALID_ARGUMENT, IO. @since 0.1
  */
 CSNN_API csnn_status csnn_model_save(csnn_model *model, const char *path);
 
@@ -596,8 +599,9 @@ CSNN_API csnn_status csnn_model_get_tensor(csnn_model *model, const char *name, 
                                            size_t n);
 
 /** Overwrites the named tensor from src (n = its element count; counters
- *  must be integral and >= 0). Errors: as csnn_model_get_tensor, plus
- *  NUMERIC for non-finite values. @since 0.1 */
+ *  must be integral and >= 0, BN running variances >= 0). Errors: as
+ *  csnn_model_get_tensor, plus NUMERIC for non-finite values and
+ *  INVALID_ARGUMENT for a negative variance or a bad counter. @since 0.1 */
 CSNN_API csnn_status csnn_model_set_tensor(csnn_model *model, const char *name,
                                            const float *src, size_t n);
 
@@ -611,9 +615,13 @@ CSNN_API csnn_status csnn_model_set_tensor(csnn_model *model, const char *name,
  * [n, classes] to `scores` (firing rates in [0, 1] for spiking models,
  * raw values for ANN models) and, when `labels` is not NULL, the predicted
  * class of each image (the FIRST index of the maximum) to labels[n].
- * scores_cap is the capacity of `scores` in floats. Errors:
- * INVALID_ARGUMENT, SHAPE (scores_cap too small), NUMERIC (a NaN or
- * infinite pixel; nothing is written), OUT_OF_MEMORY, DEVICE.
+ * scores_cap is the capacity of `scores` in floats. A model without a
+ * trainer keeps, from its first inference on, a packed copy of the weights
+ * of its spike-fed linear layers (as big as those weights; refreshed when
+ * they change, freed with the model or when a trainer is created) where
+ * the backend supports it. Errors: INVALID_ARGUMENT, SHAPE (scores_cap too
+ * small), NUMERIC (a NaN or infinite pixel; nothing is written),
+ * OUT_OF_MEMORY, DEVICE.
  * @since 0.1
  */
 CSNN_API csnn_status csnn_model_predict(csnn_model *model, const float *images, size_t n,
@@ -674,8 +682,11 @@ CSNN_API csnn_status csnn_trainer_save_checkpoint(csnn_trainer *trainer, const c
 /**
  * Restores a checkpoint into the trainer's model and the trainer: the model's
  * spec must equal the checkpoint's. Errors: INVALID_ARGUMENT, IO, FORMAT,
- * VERSION, SHAPE (another model), STATE (the file has no optimiser state).
- * On error the trainer and model are unchanged. @since 0.1
+ * VERSION, LIMIT, OUT_OF_MEMORY, SHAPE (another model), STATE (the file has
+ * no optimiser state). On an error found in the file the trainer and model
+ * are unchanged (the file is checked completely before anything is
+ * applied); a device error while copying the values in (DEVICE) may leave
+ * the model partly restored. @since 0.1
  */
 CSNN_API csnn_status csnn_trainer_load_checkpoint(csnn_trainer *trainer, const char *path);
 

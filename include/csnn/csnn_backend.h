@@ -349,9 +349,10 @@ typedef struct csnn_backend_ops {
                                              const float *x, const float *dy, float *dw,
                                              float *db);
 
-    /* ---- packed weights for inference (OPTIONAL, all three or none) ----
-     * A model whose weights stay fixed (inference without a trainer) packs a
-     * spike-fed linear layer's weights once per change of its parameters. */
+    /* ---- packed weights for inference (OPTIONAL) ----
+     * libcsnn uses these only when all three are set. A model whose weights
+     * stay fixed (inference without a trainer) packs a spike-fed linear
+     * layer's weights once per change of its parameters. */
     /** The floats of the packed form of w [out, in] (0: not packed). */
     int64_t (*linear_packed_floats)(void *dev, int64_t in, int64_t out);
     /** Writes the packed form of w [out, in] into `packed` (device memory of
