@@ -248,6 +248,14 @@ fi
 if [ "$levers" = 1 ]; then
     say ""
     say "== libcsnn's execution-plan levers (CSNN_DISABLE) and thread scaling"
+    # lever_args WORKLOAD: the csnn bench options of a lever/thread workload
+    lever_args() {
+        case $1 in
+        train_b16) echo "--mode train --batch 16 --warmup $TRAIN_WARMUP --iters $(csnn_iters "$TRAIN_ITERS")" ;;
+        infer_b16) echo "--mode infer --batch 16 --warmup $INFER16_WARMUP --iters $(csnn_iters "$INFER16_ITERS")" ;;
+        latency_b1) echo "--mode infer --batch 1 --warmup $LAT_WARMUP --iters $(csnn_iters "$LAT_ITERS")" ;;
+        esac
+    }
     r=1
     while [ "$r" -le "$LEVER_ROUNDS" ]; do
         for set in none fusion sparse bnfold pack fusion,sparse,bnfold,pack; do
@@ -255,11 +263,7 @@ if [ "$levers" = 1 ]; then
             [ "$set" = none ] && dis=
             say "-- CSNN_DISABLE=$dis (round $r)"
             for w in train_b16 infer_b16 latency_b1; do
-                case $w in
-                train_b16) c="--mode train --batch 16 --warmup $TRAIN_WARMUP --iters $(csnn_iters "$TRAIN_ITERS")" ;;
-                infer_b16) c="--mode infer --batch 16 --warmup $INFER16_WARMUP --iters $(csnn_iters "$INFER16_ITERS")" ;;
-                latency_b1) c="--mode infer --batch 1 --warmup $LAT_WARMUP --iters $(csnn_iters "$LAT_ITERS")" ;;
-                esac
+                c=$(lever_args "$w")
                 # shellcheck disable=SC2086
                 csnn "lever_$w" "$set" "$r" --preset fer-csnn --threads "$THREADS" --no-sgemm $c
             done
@@ -268,11 +272,7 @@ if [ "$levers" = 1 ]; then
         for t in 1 "$THREADS"; do
             say "-- threads $t (round $r)"
             for w in train_b16 infer_b16 latency_b1; do
-                case $w in
-                train_b16) c="--mode train --batch 16 --warmup $TRAIN_WARMUP --iters $(csnn_iters "$TRAIN_ITERS")" ;;
-                infer_b16) c="--mode infer --batch 16 --warmup $INFER16_WARMUP --iters $(csnn_iters "$INFER16_ITERS")" ;;
-                latency_b1) c="--mode infer --batch 1 --warmup $LAT_WARMUP --iters $(csnn_iters "$LAT_ITERS")" ;;
-                esac
+                c=$(lever_args "$w")
                 # shellcheck disable=SC2086
                 csnn "threads_$w" "t$t" "$r" --preset fer-csnn --threads "$t" --no-sgemm $c
             done

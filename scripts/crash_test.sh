@@ -75,23 +75,7 @@ rand() {
     echo $(((RSTATE / 65536) % $1))
 }
 
-cat >tiny.spec <<'SPEC'
-# a small CSNN (5,335 parameters)
-input 1x48x48
-steps 4
-classes 7
-conv 8 k=3 s=2 p=1
-bn
-if
-maxpool 2
-conv 16 k=3 p=1
-bn
-if
-maxpool 2
-flatten
-linear 7
-lif
-SPEC
+cp "$HERE/tests/cli/tiny.spec" tiny.spec || fail "cannot copy the test spec"
 "$CSNN" synth --out data --per-class 30 --seed 3 >/dev/null || fail "csnn synth failed"
 EPOCHS=$((KILLS + 8))
 [ "$EPOCHS" -gt 60 ] && EPOCHS=60

@@ -12,6 +12,7 @@ PLOTS=$3
 [ -x "$CSNN" ] || { echo "usage: sh $0 CSNN PYTHON PLOTS" >&2; exit 99; }
 case $CSNN in /*) ;; *) CSNN=$(pwd)/$CSNN ;; esac
 
+TINY_SPEC=$(cd "$(dirname "$0")" && pwd)/tiny.spec # before the cd below
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/csnn-cli.XXXXXX") || exit 99
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 99
@@ -58,25 +59,9 @@ is_png() {
     [ "$(head -c 4 "$1" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "$1 is not a PNG file"
 }
 
-# A small spiking model for 48x48 inputs (5,335 parameters).
+# A small spiking model for 48x48 inputs (5,335 parameters), tests/cli/tiny.spec.
 write_tiny_spec() {
-    cat >"${1:-tiny.spec}" <<'SPEC'
-# a tiny CSNN for the CLI tests
-input 1x48x48
-steps 4
-classes 7
-conv 8 k=3 s=2 p=1
-bn
-if
-maxpool 2
-conv 16 k=3 p=1
-bn
-if
-maxpool 2
-flatten
-linear 7
-lif
-SPEC
+    cp "$TINY_SPEC" "${1:-tiny.spec}" || fail "cannot copy $TINY_SPEC"
 }
 
 # json_check FILE PYTHON-CODE [ARG...]: runs the code with `d` = the parsed
