@@ -2,6 +2,7 @@
  * inference, backward by finite differences, running statistics) and max
  * pooling (first-maximum argmax, ties, overlapping windows, backward). */
 #include "backend_test.h"
+#include "../../lib/backend/cpu/cpu_internal.h"
 
 /* ---- batch normalisation ---- */
 
@@ -118,6 +119,40 @@ static void test_bn(void **state)
     check_bn(dev, 3, 2, 7, 3.0, 3);  /* a mean far from 0 */
     check_bn(dev, 1, 4, 9, -0.2, 4); /* one image */
     check_bn(dev, 9, 16, 4, 0.1, 5);
+    check_bn(dev, 3, 4, 37, 1.0, 6);  /* the 16 accumulation lanes and a tail of 5 */
+    check_bn(dev, 2, 3, 64, -0.5, 7); /* whole lanes only */
+    OPS->close(dev);
+}
+
+/* Every instruction-set variant of the BN entries gives the same bits (the
+ * double accumulation lanes are added in a fixed order at every width). */
+static void test_bn_variants(void **state)
+{
+    (void)state;
+    void *dev = tb_open(2);
+    tb_rng r = tb_seed(11);
+    csnn_bn_desc d = {.n = 5, .c = 6, .hw = 53, .eps = 1e-5f, .momentum = 0.1f};
+    const size_t nx = (size_t)d.n * d.c * d.hw, c = (size_t)d.c;
+    float *x = tb_rand_floats(&r, nx, -2, 3), *dy = tb_rand_floats(&r, nx, -1, 1);
+    float *gamma = tb_rand_floats(&r, c, 0.5, 1.5), *beta = tb_rand_floats(&r, c, -1, 1);
+    float *out[2][6];
+    for (int v = 0; v < 2; v++) {
+        csnn__cpu_isa_cap = v == 0 ? CPU_ISA_BASE : CPU_ISA_AVX512;
+        float *y = tb_floats(nx), *sm = tb_floats(c), *si = tb_floats(c), *dx = tb_floats(nx);
+        float *dg = tb_floats(c), *db = tb_floats(c);
+        assert_int_equal(OPS->bn_forward_train(dev, &d, x, gamma, beta, y, sm, si, NULL, NULL),
+                         CSNN_OK);
+        assert_int_equal(OPS->bn_backward(dev, &d, x, dy, gamma, sm, si, dx, dg, db), CSNN_OK);
+        float *o[6] = {y, sm, si, dx, dg, db};
+        memcpy(out[v], o, sizeof o);
+    }
+    csnn__cpu_isa_cap = CPU_ISA_AVX512;
+    const size_t len[6] = {nx, c, c, nx, c, c};
+    for (int k = 0; k < 6; k++) {
+        TB_SAME(out[0][k], out[1][k], len[k]);
+        free(out[0][k]), free(out[1][k]);
+    }
+    free(x), free(dy), free(gamma), free(beta);
     OPS->close(dev);
 }
 
@@ -336,6 +371,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bn),
+        cmocka_unit_test(test_bn_variants),
         cmocka_unit_test(test_bn_errors),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_pool_ties),
