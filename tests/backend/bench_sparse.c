@@ -7,7 +7,7 @@
  *   sn2    IF on [4, 16, 128, 24, 24], then MaxPool 2
  * Not a test and not installed: `ninja -C build tests/backend/bench_sparse`,
  * then build/tests/backend/bench_sparse [threads] [repeats] [what]
- * (what: all, conv, linear, neuron, sn1, sn2). Each time is the minimum over
+ * (what: all, conv, convfwd, linear, neuron, sn1, sn2). Each time is the minimum over
  * the repeats (the machine may be shared: the load average is printed;
  * BENCH_CLOCK=cpu measures process CPU time instead of wall-clock time).
  * Forced modes (csnn__cpu_sparse_mode) time the sparse kernels at every
@@ -145,6 +145,40 @@ static void bench_conv(void *dev)
         free(dx);
 }
 
+/* The sparse forward alone (what "convfwd" runs): its time at each density
+ * and a checksum of y, to compare kernels that must give the same bits. */
+static void bench_conv_forward(void *dev)
+{
+    csnn_conv2d_desc d = {.n = 64, .c_in = 128, .h_in = 24, .w_in = 24, .c_out = 128,
+                          .h_out = 24, .w_out = 24, .kh = 3, .kw = 3, .stride_h = 1,
+                          .stride_w = 1, .pad_h = 1, .pad_w = 1, .has_bias = 1};
+    size_t nx = (size_t)64 * 128 * 576, nw = (size_t)128 * 128 * 9, nb = 128;
+    size_t bytes = 0;
+    OPS->conv2d_workspace(dev, &d, &bytes);
+    void *ws = NULL;
+    OPS->alloc(dev, bytes, &ws);
+    float *x = floats(nx), *w = floats(nw), *b = floats(nb), *y = floats(nx);
+    fill_uniform(w, nw, -0.05, 0.05);
+    fill_uniform(b, nb, -0.1, 0.1);
+    printf("\n## conv2 forward, sparse kernels; ms\n");
+    printf("density  binary   x2.0   checksum(binary)\n");
+    csnn__cpu_sparse_mode = 1;
+    for (size_t k = 0; k < N_DENS; k++) {
+        double t1, t2;
+        fill_spikes(x, nx, densities[k], 2.0f);
+        TIME_MIN(t2, OPS->conv2d_forward_sparse(dev, &d, x, w, b, y, ws));
+        for (size_t i = 0; i < nx; i++) x[i] = x[i] != 0.0f ? 1.0f : 0.0f;
+        TIME_MIN(t1, OPS->conv2d_forward_sparse(dev, &d, x, w, b, y, ws));
+        double sum = 0.0;
+        for (size_t i = 0; i < nx; i++) sum += (double)y[i] * (double)(1 + i % 7);
+        printf("%5.2f   %7.1f %7.1f   %.17g\n", densities[k], t1, t2, sum);
+        fflush(stdout);
+    }
+    csnn__cpu_sparse_mode = 0;
+    OPS->free(dev, ws);
+    free(x), free(w), free(b), free(y);
+}
+
 static void bench_linear(void *dev, int64_t rows, int64_t in, int64_t out, const char *name)
 {
     size_t nx = (size_t)rows * in, nw = (size_t)out * in, ny = (size_t)rows * out;
@@ -251,6 +285,7 @@ int main(int argc, char **argv)
     loadavg("at start");
     int all = !strcmp(what, "all");
     if (all || !strcmp(what, "conv")) bench_conv(dev);
+    if (!strcmp(what, "convfwd")) bench_conv_forward(dev);
     if (all || !strcmp(what, "linear")) {
         bench_linear(dev, 64, 18432, 1152, "fc1");
         bench_linear(dev, 64, 1152, 128, "fc2");

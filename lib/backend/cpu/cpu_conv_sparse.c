@@ -139,15 +139,22 @@ static float *sp_lane_dwt(const sp_geom *g, void *ws, int64_t lane)
 /* Masks                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static int64_t count_nonzero(const float *x, int64_t n)
+/* The count of non-zero values of x[0, n), and in *other the count of those
+ * that are not 1 (a NaN counts in both, as x != 0 and x != 1 hold). */
+static int64_t count_nonzero(const float *x, int64_t n, int64_t *other)
 {
-    int64_t total = 0;
+    int64_t total = 0, not_one = 0;
     for (int64_t i0 = 0; i0 < n; i0 += 1 << 16) {
         const int64_t i1 = n - i0 < (1 << 16) ? n : i0 + (1 << 16);
-        int32_t c = 0;
-        for (int64_t i = i0; i < i1; i++) c += x[i] != 0.0f;
+        int32_t c = 0, o = 0;
+        for (int64_t i = i0; i < i1; i++) {
+            c += x[i] != 0.0f;
+            o += x[i] != 0.0f && x[i] != 1.0f;
+        }
         total += c;
+        not_one += o;
     }
+    *other = not_one;
     return total;
 }
 
@@ -296,7 +303,7 @@ static void dw_block_generic(const sp_geom *g, const float *xb, const uint64_t *
  * every call: the accumulators live in registers). */
 static inline __attribute__((always_inline)) AVX512_TARGET void
 fwd_block_avx512_n(const sp_geom *g, const float *xb, const uint64_t *hm, const float *wb,
-                   float *acc, int first, const int NV)
+                   float *acc, int first, const int BIN, const int NV)
 {
     const csnn_conv2d_desc *d = g->d;
     const int64_t *xoff = g->xoff, *woff = g->woff;
@@ -313,13 +320,23 @@ fwd_block_avx512_n(const sp_geom *g, const float *xb, const uint64_t *hm, const 
 #pragma GCC unroll 8
             for (int k = 0; k < NV; k++)
                 a[k] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(ar + 16 * k);
-            for (; m; m &= m - 1) {
-                const int bit = __builtin_ctzll(m);
-                const __m512 v = _mm512_set1_ps(xb[q0 + xoff[bit]]);
-                const float *wr = wb + woff[bit];
+            if (BIN) {
+                /* every non-zero input is 1: fma(1, w, a) is a + w, bit for bit */
+                for (; m; m &= m - 1) {
+                    const float *wr = wb + woff[__builtin_ctzll(m)];
 #pragma GCC unroll 8
-                for (int k = 0; k < NV; k++)
-                    a[k] = _mm512_fmadd_ps(v, _mm512_loadu_ps(wr + 16 * k), a[k]);
+                    for (int k = 0; k < NV; k++)
+                        a[k] = _mm512_add_ps(a[k], _mm512_loadu_ps(wr + 16 * k));
+                }
+            } else {
+                for (; m; m &= m - 1) {
+                    const int bit = __builtin_ctzll(m);
+                    const __m512 v = _mm512_set1_ps(xb[q0 + xoff[bit]]);
+                    const float *wr = wb + woff[bit];
+#pragma GCC unroll 8
+                    for (int k = 0; k < NV; k++)
+                        a[k] = _mm512_fmadd_ps(v, _mm512_loadu_ps(wr + 16 * k), a[k]);
+                }
             }
 #pragma GCC unroll 8
             for (int k = 0; k < NV; k++) _mm512_storeu_ps(ar + 16 * k, a[k]);
@@ -400,9 +417,14 @@ dw_block_avx512_n(const sp_geom *g, const float *xb, const uint64_t *hm, const f
     }
 
 static AVX512_TARGET void fwd_block_avx512(const sp_geom *g, const float *xb, const uint64_t *hm,
-                                           const float *wb, float *acc, int first, int nv)
+                                           const float *wb, float *acc, int first, int binary,
+                                           int nv)
 {
-    SP_DISPATCH(fwd_block_avx512_n, g, xb, hm, wb, acc, first)
+    if (binary) {
+        SP_DISPATCH(fwd_block_avx512_n, g, xb, hm, wb, acc, first, 1)
+    } else {
+        SP_DISPATCH(fwd_block_avx512_n, g, xb, hm, wb, acc, first, 0)
+    }
 }
 
 static AVX512_TARGET void dw_block_avx512(const sp_geom *g, const float *xb, const uint64_t *hm,
@@ -448,12 +470,17 @@ typedef struct {
     void *ws;
 } sp_job;
 
-/* Whether image xi goes the sparse way. */
-static int image_is_sparse(const sp_job *j, const float *xi)
+/* Whether image xi goes the sparse way; *binary: whether its non-zero values
+ * are all exactly 1 (spikes, pooled spikes), where the forward kernels add
+ * weight rows instead of multiplying them by the input. */
+static int image_is_sparse(const sp_job *j, const float *xi, int *binary)
 {
     const int64_t n = j->p.in_size;
+    int64_t other;
+    const int64_t nonzero = count_nonzero(xi, n, &other);
+    *binary = other == 0;
     if (csnn__cpu_sparse_mode) return csnn__cpu_sparse_mode == 1;
-    return (double)count_nonzero(xi, n) <= j->max_density * (double)n;
+    return (double)nonzero <= j->max_density * (double)n;
 }
 
 static uint64_t *region_hmask(const sp_geom *g, float *region)
@@ -468,7 +495,8 @@ static int block_channels(const sp_geom *g, int blk)
 }
 
 /* acc [P, copad] of one image: the sparse product of all blocks. */
-static void sparse_image_forward(const sp_job *j, const float *xi, float *region, float *acc)
+static void sparse_image_forward(const sp_job *j, const float *xi, int binary, float *region,
+                                 float *acc)
 {
     const sp_geom *g = &j->g;
     uint64_t *mask = (uint64_t *)region, *hm = region_hmask(g, region);
@@ -481,7 +509,7 @@ static void sparse_image_forward(const sp_job *j, const float *xi, float *region
             const float *wb = j->wt + (int64_t)c0 * g->kk * g->copad + co0;
 #ifdef CSNN_HAVE_AVX512_KERNELS
             if (j->avx512) {
-                fwd_block_avx512(g, xb, hm, wb, acc + co0, blk == 0, nv);
+                fwd_block_avx512(g, xb, hm, wb, acc + co0, blk == 0, binary, nv);
                 continue;
             }
 #endif
@@ -500,11 +528,12 @@ static void sp_fwd_lane(void *arg, int64_t lane, int worker)
     for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
         const float *xi = j->x + i * p->in_size;
         float *yi = j->y + i * p->out_size;
-        if (!image_is_sparse(j, xi)) {
+        int binary;
+        if (!image_is_sparse(j, xi, &binary)) {
             csnn__cpu_conv_image_forward(p, xi, j->w, j->b, yi, region);
             continue;
         }
-        sparse_image_forward(j, xi, region, acc);
+        sparse_image_forward(j, xi, binary, region, acc);
         /* y [c_out, P] = acc^T + b */
         simd_transpose(j->avx512, acc, j->g.copad, p->hw_out, p->d->c_out, yi, p->hw_out, j->b);
     }
@@ -593,7 +622,8 @@ static void sp_bwd_lane(void *arg, int64_t lane, int worker)
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
     for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
-        if (image_is_sparse(j, xi)) {
+        int binary;
+        if (image_is_sparse(j, xi, &binary)) {
             /* dy^T [P, copad], zero in the padding columns */
             simd_transpose(j->avx512, dyi, hw, c_out, hw, dyt, g->copad, NULL);
             if (c_out < g->copad)
