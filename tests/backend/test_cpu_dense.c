@@ -1,6 +1,9 @@
 /* test_cpu_dense.c - CPU backend: gemm, bias_add/bias_grad, axpby, reduce,
  * a linear layer by finite differences, describe / set_threads. */
+#include <float.h>
+
 #include "backend_test.h"
+#include "../../lib/backend/cpu/cpu_internal.h"
 
 /* C = alpha op(A) op(B) + beta C in double, row-major with leading dims. */
 static void ref_gemm(int ta, int tb, int m, int n, int k, double alpha, const float *a, int lda,
@@ -254,11 +257,30 @@ static void test_reduce(void **state)
     assert_true(fabs(got - sq) <= 1e-12 * sq);
     assert_int_equal(OPS->reduce(d3, CSNN_REDUCE_COUNT_NONZERO, x, (int64_t)n, &got), CSNN_OK);
     assert_true(got == nz);
+    x[9] = FLT_MAX, x[10] = -FLT_MAX, x[11] = 1e-40f, x[12] = -0.0f; /* finite */
     assert_int_equal(OPS->reduce(d3, CSNN_REDUCE_COUNT_NONFINITE, x, (int64_t)n, &got), CSNN_OK);
     assert_true(got == 0.0);
+    /* every instruction-set variant: the same bits */
+    for (int kind = CSNN_REDUCE_SUM; kind <= CSNN_REDUCE_COUNT_NONZERO; kind++) {
+        double best, other;
+        assert_int_equal(OPS->reduce(d3, kind, x, (int64_t)n, &best), CSNN_OK);
+        for (int isa = CPU_ISA_BASE; isa < CPU_ISA_AVX512; isa++) {
+            csnn__cpu_isa_cap = isa;
+            assert_int_equal(OPS->reduce(d3, kind, x, (int64_t)n, &other), CSNN_OK);
+            csnn__cpu_isa_cap = CPU_ISA_AVX512;
+            assert_memory_equal(&best, &other, sizeof best);
+        }
+    }
     x[5] = NAN, x[70000] = INFINITY, x[n - 1] = -INFINITY, x[200000] = -NAN;
     assert_int_equal(OPS->reduce(d3, CSNN_REDUCE_COUNT_NONFINITE, x, (int64_t)n, &got), CSNN_OK);
     assert_true(got == 4.0);
+    for (int isa = CPU_ISA_BASE; isa < CPU_ISA_AVX512; isa++) {
+        csnn__cpu_isa_cap = isa;
+        assert_int_equal(OPS->reduce(d1, CSNN_REDUCE_COUNT_NONFINITE, x, (int64_t)n, &got),
+                         CSNN_OK);
+        csnn__cpu_isa_cap = CPU_ISA_AVX512;
+        assert_true(got == 4.0);
+    }
     assert_int_equal(OPS->reduce(d1, CSNN_REDUCE_SUM, x, (int64_t)n, &got), CSNN_OK);
     assert_true(isnan(got));
     float small[4] = {1.5f, -2.0f, 0.0f, 4.0f};

@@ -1,6 +1,7 @@
 /* test_cpu_misc.c - CPU backend: ReLU, dropout masks, mul_broadcast_t, the
  * time-axis ops, the losses and the optimisers. */
 #include "backend_test.h"
+#include "../../lib/backend/cpu/cpu_internal.h"
 
 /* ---- ReLU ---- */
 
@@ -368,6 +369,29 @@ static void check_optim(void *dev, optim_cfg c, uint64_t seed)
     free(w), free(m), free(v), free(wd), free(md), free(vd);
 }
 
+/* Three steps of configuration c at instruction-set variant isa: w, m, v. */
+static void optim_run(void *dev, const optim_cfg *c, int isa, float **out)
+{
+    tb_rng r = tb_seed(77);
+    const size_t n = 4099;
+    float *w = tb_rand_floats(&r, n, -1, 1), *m = tb_floats(n), *v = tb_floats(n);
+    tb_fill(m, n, 0), tb_fill(v, n, 0);
+    csnn__cpu_isa_cap = isa;
+    for (int step = 1; step <= 3; step++) {
+        float *g = tb_rand_floats(&r, n, -1, 1);
+        csnn_optim_desc d = {.kind = c->kind, .nesterov = c->nesterov, .step = step,
+                             .lr = (float)c->lr, .beta1 = (float)c->b1, .beta2 = (float)c->b2,
+                             .eps = (float)c->eps, .weight_decay = (float)c->wd,
+                             .momentum = (float)c->momentum, .dampening = (float)c->dampening,
+                             .step_size = (float)(c->lr / (1 - pow(c->b1, step))),
+                             .bias_correction2_sqrt = (float)sqrt(1 - pow(c->b2, step))};
+        assert_int_equal(OPS->optim_step(dev, &d, (int64_t)n, w, g, m, v), CSNN_OK);
+        free(g);
+    }
+    csnn__cpu_isa_cap = CPU_ISA_AVX512;
+    out[0] = w, out[1] = m, out[2] = v;
+}
+
 static void test_optim(void **state)
 {
     (void)state;
@@ -384,6 +408,20 @@ static void test_optim(void **state)
         {SGD, 1, 0.05, 0, 0, 0, 0.001, 0.8, 0},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) check_optim(dev, cfgs[i], i + 1);
+    /* every instruction-set variant gives the same bits (sqrt and / are
+     * correctly rounded at every width) */
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        float *best[3], *other[3];
+        optim_run(dev, &cfgs[i], CPU_ISA_AVX512, best);
+        for (int isa = CPU_ISA_BASE; isa < CPU_ISA_AVX512; isa++) {
+            optim_run(dev, &cfgs[i], isa, other);
+            for (int k = 0; k < 3; k++) {
+                TB_SAME(best[k], other[k], 4099);
+                free(other[k]);
+            }
+        }
+        for (int k = 0; k < 3; k++) free(best[k]);
+    }
     /* SGD without momentum needs no buffer */
     float w[2] = {1, 2}, g[2] = {0.5f, -1};
     csnn_optim_desc sgd = {.kind = SGD, .step = 1, .lr = 0.5f};

@@ -5,6 +5,7 @@
  * element of C comes from the same sgemm call whatever the thread count. */
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 #include "cpu_internal.h"
 
@@ -233,39 +234,62 @@ csnn_status csnn__cpu_axpby(void *dev, int64_t n, float a, const float *x, float
 
 typedef struct {
     int kind;
+    cpu_range_fn fn;
     const float *x;
     int64_t n, chunk;
     double partial[REDUCE_MAX_CHUNKS];
 } reduce_job;
 
-static void reduce_chunk(void *arg, int64_t t, int worker)
+/* 1 when the float with these bits is an infinity or a NaN. */
+CPU_INLINE int64_t nonfinite_bits(uint32_t u)
+{
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+/* Chunks [t0, t1): every chunk is one sequence of adds in index order (the
+ * counts are integers, which the variants vectorise). */
+CPU_INLINE void reduce_body(void *arg, int64_t t0, int64_t t1, int worker)
 {
     (void)worker;
     reduce_job *j = arg;
-    int64_t i0 = t * j->chunk, i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
-    const float *x = j->x;
-    double s = 0.0;
-    switch (j->kind) {
-    case CSNN_REDUCE_SUM:
-        for (int64_t i = i0; i < i1; i++) s += x[i];
-        break;
-    case CSNN_REDUCE_SUM_SQUARES:
-        for (int64_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
-        break;
-    case CSNN_REDUCE_COUNT_NONZERO: {
-        int64_t c = 0;
-        for (int64_t i = i0; i < i1; i++) c += x[i] != 0.0f;
-        s = (double)c;
-        break;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t i0 = t * j->chunk, i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+        const float *x = j->x;
+        double s = 0.0;
+        switch (j->kind) {
+        case CSNN_REDUCE_SUM:
+            for (int64_t i = i0; i < i1; i++) s += x[i];
+            break;
+        case CSNN_REDUCE_SUM_SQUARES:
+            for (int64_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
+            break;
+        case CSNN_REDUCE_COUNT_NONZERO: {
+            int64_t c = 0;
+            for (int64_t i = i0; i < i1; i++) c += x[i] != 0.0f;
+            s = (double)c;
+            break;
+        }
+        default: { /* CSNN_REDUCE_COUNT_NONFINITE */
+            int64_t c = 0;
+            for (int64_t i = i0; i < i1; i++) {
+                uint32_t u;
+                memcpy(&u, x + i, sizeof u);
+                c += nonfinite_bits(u);
+            }
+            s = (double)c;
+            break;
+        }
+        }
+        j->partial[t] = s;
     }
-    default: { /* CSNN_REDUCE_COUNT_NONFINITE */
-        int64_t c = 0;
-        for (int64_t i = i0; i < i1; i++) c += !isfinite(x[i]);
-        s = (double)c;
-        break;
-    }
-    }
-    j->partial[t] = s;
+}
+
+CPU_RANGE_VARIANTS(reduce_range, reduce_body)
+
+static void reduce_chunk(void *arg, int64_t t, int worker)
+{
+    const reduce_job *j = arg;
+    j->fn(arg, t, t + 1, worker);
 }
 
 csnn_status csnn__cpu_reduce(void *dev, int kind, const float *x, int64_t n,
@@ -282,6 +306,7 @@ csnn_status csnn__cpu_reduce(void *dev, int kind, const float *x, int64_t n,
     /* The chunks depend on n only, and the partial sums are added in order. */
     reduce_job j;
     j.kind = kind;
+    j.fn = reduce_range();
     j.x = x;
     j.n = n;
     j.chunk = (n + REDUCE_MAX_CHUNKS - 1) / REDUCE_MAX_CHUNKS;

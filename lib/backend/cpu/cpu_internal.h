@@ -57,10 +57,12 @@ void *csnn__cpu_scratch(cpu_device *d, size_t bytes, const char *op);
 /* ---- instruction-set variants ----
  * libcsnn is compiled for the baseline of its architecture. Hot loops also
  * exist as AVX2 and AVX-512 code, chosen at run time:
- *  - elementwise loops (neurons, fused neuron + pool) are compiled three
- *    times from one always_inline body (CPU_RANGE_VARIANTS); the variants
- *    compute bit for bit the same, since the loops use +, -, *, / and
- *    comparisons only (IEEE at every width) and contraction into FMA is off;
+ *  - elementwise loops (neurons, fused neuron + pool, BN statistics, the
+ *    optimiser steps, reductions) are compiled three times from one
+ *    always_inline body (CPU_RANGE_VARIANTS); the variants compute bit for
+ *    bit the same, since the loops use +, -, *, /, sqrt and comparisons only
+ *    (correctly rounded at every width), contraction into FMA is off, and
+ *    no loop is reassociated (sums that must vectorise keep explicit lanes);
  *  - the spike-sparse kernels have an AVX-512 version with intrinsics (FMA)
  *    and a portable one; they agree to float rounding. */
 enum { CPU_ISA_BASE = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };

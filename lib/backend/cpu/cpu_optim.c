@@ -11,7 +11,9 @@
  *
  * Scalar coefficients such as 1 - b1 are formed in double and rounded to
  * float, as PyTorch does with a Python float; step_size and
- * bias_correction2_sqrt come from the descriptor. */
+ * bias_correction2_sqrt come from the descriptor. The loops run as AVX-512
+ * or AVX2 code where the CPU has it (CPU_RANGE_VARIANTS: +, -, *, / and
+ * sqrt are correctly rounded at every width, so the bits are the same). */
 #include <math.h>
 
 #include "cpu_internal.h"
@@ -25,7 +27,7 @@ typedef struct {
     int first;
 } optim_job;
 
-static void adam_range(void *arg, int64_t i0, int64_t i1, int worker)
+CPU_INLINE void adam_body(void *arg, int64_t i0, int64_t i1, int worker)
 {
     (void)worker;
     const optim_job *j = arg;
@@ -49,7 +51,9 @@ static void adam_range(void *arg, int64_t i0, int64_t i1, int worker)
     }
 }
 
-static void sgd_range(void *arg, int64_t i0, int64_t i1, int worker)
+CPU_RANGE_VARIANTS(adam_range, adam_body)
+
+CPU_INLINE void sgd_body(void *arg, int64_t i0, int64_t i1, int worker)
 {
     (void)worker;
     const optim_job *j = arg;
@@ -67,6 +71,8 @@ static void sgd_range(void *arg, int64_t i0, int64_t i1, int worker)
         w[i] = w[i] + j->neg_lr * gi;
     }
 }
+
+CPU_RANGE_VARIANTS(sgd_range, sgd_body)
 
 csnn_status csnn__cpu_optim_step(void *dev, const csnn_optim_desc *d, int64_t n, float *w,
                                  const float *g, float *m, float *v)
@@ -99,7 +105,7 @@ csnn_status csnn__cpu_optim_step(void *dev, const csnn_optim_desc *d, int64_t n,
         j.neg_step_size = -d->step_size;
         j.bc2_sqrt = d->bias_correction2_sqrt;
         j.decay = (float)(1.0 - (double)d->lr * (double)d->weight_decay);
-        csnn__cpu_parallel_for(dev, n, 1 << 14, adam_range, &j);
+        csnn__cpu_parallel_for(dev, n, 1 << 14, adam_range(), &j);
     } else {
         if (d->momentum != 0.0f) {
             CPU_NOT_NULL("optim_step", m);
@@ -110,7 +116,7 @@ csnn_status csnn__cpu_optim_step(void *dev, const csnn_optim_desc *d, int64_t n,
         j.one_minus_damp = (float)(1.0 - (double)d->dampening);
         j.neg_lr = -d->lr;
         j.first = d->step == 1;
-        csnn__cpu_parallel_for(dev, n, 1 << 14, sgd_range, &j);
+        csnn__cpu_parallel_for(dev, n, 1 << 14, sgd_range(), &j);
     }
     return CSNN_OK;
 }
