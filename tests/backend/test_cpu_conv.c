@@ -2,6 +2,7 @@
  * convolution, backward (dx, dw, db) against finite differences of it, on
  * odd shapes; workspace; thread-count independence; descriptor errors. */
 #include "backend_test.h"
+#include "../../lib/backend/cpu/cpu_conv.h"
 
 typedef struct {
     csnn_conv2d_desc d;
@@ -132,7 +133,35 @@ static const int shapes[][12] = {
     {2, 2, 6, 6, 2, 3, 3, 3, 3, 2, 2, 1},  /* stride 3, pad 2 */
     {1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0, 0},  /* a 1x1 output */
     {2, 1, 5, 5, 3, 5, 3, 1, 1, 2, 1, 1},  /* c_in 1, k5x3 */
+    {2, 3, 8, 9, 4, 3, 3, 1, 1, 0, 0, 1},  /* k3 p0: dx tap by tap without padding */
+    {2, 2, 6, 7, 3, 3, 3, 1, 1, 2, 0, 1},  /* pad 2 x 0 */
 };
+
+/* Which shapes take the tap-by-tap input gradient (the others col2im). */
+static void test_conv_dx_paths(void **state)
+{
+    (void)state;
+    static const struct {
+        int s[12], taps;
+    } cases[] = {
+        {{2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1}, 1},
+        {{2, 3, 8, 9, 4, 3, 3, 1, 1, 0, 0, 1}, 1},
+        {{2, 1, 5, 5, 3, 5, 3, 1, 1, 2, 1, 1}, 1},
+        {{3, 2, 9, 8, 5, 3, 3, 2, 2, 0, 0, 1}, 0}, /* stride 2 */
+        {{2, 2, 6, 6, 2, 3, 3, 3, 3, 2, 2, 1}, 0}, /* stride 3 */
+        {{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0, 0}, 0}, /* buffers larger than col */
+        {{2, 4, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1}, 0}, /* direct */
+        {{64, 128, 24, 24, 128, 3, 3, 1, 1, 1, 1, 1}, 1}, /* the reference conv2 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int *s = cases[i].s;
+        csnn_conv2d_desc d =
+            make_desc(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11]);
+        conv_plan p;
+        csnn__cpu_conv_plan(&d, &p);
+        assert_int_equal(p.taps_dx, cases[i].taps);
+    }
+}
 
 static void test_conv_shapes(void **state)
 {
@@ -224,6 +253,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),
+        cmocka_unit_test(test_conv_dx_paths),
         cmocka_unit_test(test_conv_threads_deterministic),
         cmocka_unit_test(test_conv_errors),
     };

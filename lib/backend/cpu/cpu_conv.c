@@ -10,7 +10,17 @@
  *             lanes' partials then added in lane order (lane 0 writes dw
  *             itself, the others a buffer in the workspace);
  *             dx_i = col2im(W^T dy_i); db = channel sums of dy.
- * A 1x1 convolution with stride 1 and no padding uses x as its own col. */
+ * A 1x1 convolution with stride 1 and no padding uses x as its own col.
+ *
+ * With stride 1 and padding below the kernel size, dx_i goes tap by tap
+ * instead ("taps_dx"; the reference model's conv2): dy_i is copied into a
+ * zero-bordered buffer of rows WP = w_in + kw - 1 wide, where the dy values
+ * a tap (ky, kx) sends to dx row iy, column ix sit at one constant offset
+ * from iy * WP + ix; so dx [c_in, h_in x WP] = sum over taps of
+ * W_tap^T [c_in, c_out] dy_pad [c_out, window of the tap], kh * kw sgemm
+ * calls accumulating into one buffer, and the w_in valid columns of each
+ * row are copied out. The same products and the same tap order as
+ * col2im(W^T dy_i), without the ckk x hw_out col buffer and its scatter. */
 #include <limits.h>
 #include <string.h>
 
@@ -47,6 +57,20 @@ csnn_status csnn__cpu_conv_check(const char *op, const csnn_conv2d_desc *d)
     return CSNN_OK;
 }
 
+/* The padded dy [c_out, h_in + kh, WP] and the dx accumulator [c_in, h_in,
+ * WP] of the tap-by-tap input gradient (WP = w_in + kw - 1). */
+static size_t taps_dy_floats(const csnn_conv2d_desc *d)
+{
+    return ALIGN_FLOATS((size_t)d->c_out * ((size_t)d->h_in + (size_t)d->kh) *
+                        ((size_t)d->w_in + (size_t)d->kw - 1));
+}
+
+static size_t taps_floats(const csnn_conv2d_desc *d)
+{
+    return taps_dy_floats(d) +
+           ALIGN_FLOATS((size_t)d->c_in * (size_t)d->h_in * ((size_t)d->w_in + (size_t)d->kw - 1));
+}
+
 void csnn__cpu_conv_plan(const csnn_conv2d_desc *d, conv_plan *p)
 {
     p->d = d;
@@ -58,6 +82,9 @@ void csnn__cpu_conv_plan(const csnn_conv2d_desc *d, conv_plan *p)
                 d->pad_h == 0 && d->pad_w == 0;
     p->col_floats = p->direct ? 0 : ALIGN_FLOATS((size_t)p->ckk * (size_t)p->hw_out);
     p->w_floats = ALIGN_FLOATS((size_t)p->ckk * (size_t)d->c_out);
+    /* tap by tap when its two buffers fit where the col buffer goes */
+    p->taps_dx = !p->direct && d->stride_h == 1 && d->stride_w == 1 && d->pad_h < d->kh &&
+                 d->pad_w < d->kw && taps_floats(d) <= p->col_floats;
     int lanes = d->n < CONV_MAX_LANES ? d->n : CONV_MAX_LANES;
     while (lanes > 1 &&
            ((size_t)lanes * p->col_floats + (size_t)(lanes - 1) * p->w_floats) * sizeof(float) >
@@ -130,7 +157,8 @@ csnn_status csnn__cpu_conv2d_workspace(void *dev, const csnn_conv2d_desc *d, siz
     csnn__cpu_conv_plan(d, &p);
     /* backward's need (cols + partial dWs) covers forward's (cols); the
      * spike-sparse entries lay the same memory out their own way; never 0 */
-    size_t floats = (size_t)p.lanes * p.col_floats + (size_t)(p.lanes - 1) * p.w_floats;
+    size_t floats = (size_t)p.lanes * p.col_floats + (size_t)(p.lanes - 1) * p.w_floats +
+                    (p.taps_dx ? p.w_floats : 0);
     size_t sparse = csnn__cpu_conv_sparse_floats(&p);
     if (sparse > floats) floats = sparse;
     *bytes = floats ? floats * sizeof(float) : 64;
@@ -196,6 +224,7 @@ typedef struct {
     conv_plan p;
     const float *x, *w, *dy;
     float *dx, *dw;
+    float *wt; /* W by taps, when p.taps_dx */
     void *ws;
 } conv_bwd_job;
 
@@ -206,11 +235,78 @@ static float *lane_dw(const conv_bwd_job *j, int64_t lane)
                            (size_t)(lane - 1) * j->p.w_floats;
 }
 
-void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *dyi, float *dxi,
-                             float *col)
+typedef struct {
+    const conv_plan *p;
+    const float *w;
+    float *wt;
+} wtaps_job;
+
+static void wtaps_range(void *arg, int64_t t0, int64_t t1, int worker)
+{
+    (void)worker;
+    const wtaps_job *j = arg;
+    const csnn_conv2d_desc *d = j->p->d;
+    const int64_t kk = (int64_t)d->kh * d->kw, ckk = j->p->ckk;
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t ci = 0; ci < d->c_in; ci++) {
+            float *row = j->wt + (t * d->c_in + ci) * d->c_out;
+            const float *src = j->w + ci * kk + t;
+            for (int64_t co = 0; co < d->c_out; co++) row[co] = src[co * ckk];
+        }
+}
+
+void csnn__cpu_conv_make_wtaps(const cpu_device *dv, const conv_plan *p, const float *w,
+                               float *wt)
+{
+    wtaps_job j = {p, w, wt};
+    csnn__cpu_parallel_for(dv, (int64_t)p->d->kh * p->d->kw, 1, wtaps_range, &j);
+}
+
+/* dx_i tap by tap (see the top of this file). */
+static void image_dx_taps(const conv_plan *p, const float *wt, const float *dyi, float *dxi,
+                          float *buf)
+{
+    const csnn_conv2d_desc *d = p->d;
+    const int kh = d->kh, kw = d->kw, ho = d->h_out, wo = d->w_out;
+    const int64_t wp = (int64_t)d->w_in + kw - 1, hp = (int64_t)d->h_in + kh;
+    const int64_t pt = kh - 1 - d->pad_h, pl = kw - 1 - d->pad_w; /* dy's place in dy_pad */
+    float *dyp = buf, *acc = buf + taps_dy_floats(d);
+    for (int co = 0; co < d->c_out; co++) {
+        float *plane = dyp + co * hp * wp;
+        memset(plane, 0, sizeof(float) * (size_t)(pt * wp));
+        for (int oy = 0; oy < ho; oy++) {
+            float *r = plane + (pt + oy) * wp;
+            for (int64_t c = 0; c < pl; c++) r[c] = 0.0f;
+            memcpy(r + pl, dyi + ((int64_t)co * ho + oy) * wo, sizeof(float) * (size_t)wo);
+            for (int64_t c = pl + wo; c < wp; c++) r[c] = 0.0f;
+        }
+        memset(plane + (pt + ho) * wp, 0, sizeof(float) * (size_t)((hp - pt - ho) * wp));
+    }
+    /* the last row's columns past w_in are not needed */
+    const int n = (int)((int64_t)(d->h_in - 1) * wp + d->w_in);
+    for (int ky = 0; ky < kh; ky++)
+        for (int kx = 0; kx < kw; kx++) {
+            const int t = ky * kw + kx;
+            const int64_t off = (int64_t)(kh - 1 - ky) * wp + (kw - 1 - kx);
+            csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->c_in, n, d->c_out,
+                            1.0f, wt + (int64_t)t * d->c_in * d->c_out, d->c_out, dyp + off,
+                            (int)(hp * wp), t ? 1.0f : 0.0f, acc, (int)(d->h_in * wp));
+        }
+    for (int ci = 0; ci < d->c_in; ci++)
+        for (int iy = 0; iy < d->h_in; iy++)
+            memcpy(dxi + ((int64_t)ci * d->h_in + iy) * d->w_in,
+                   acc + ((int64_t)ci * d->h_in + iy) * wp, sizeof(float) * (size_t)d->w_in);
+}
+
+void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *wt,
+                             const float *dyi, float *dxi, float *col)
 {
     const csnn_conv2d_desc *d = p->d;
     const int hw = (int)p->hw_out, ckk = (int)p->ckk;
+    if (p->taps_dx) {
+        image_dx_taps(p, wt, dyi, dxi, col);
+        return;
+    }
     /* dcol [ckk, hw] = W^T [ckk, c_out] dy_i [c_out, hw] */
     csnn__cpu_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hw, d->c_out, 1.0f, w, ckk, dyi,
                     hw, 0.0f, p->direct ? dxi : col, hw);
@@ -236,7 +332,7 @@ static void conv_bwd_lane(void *arg, int64_t lane, int worker)
         /* dW [c_out, ckk] (+)= dy_i [c_out, hw] col^T [hw, ckk] */
         csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->c_out, ckk, hw, 1.0f, dyi, hw,
                     p->direct ? xi : col, hw, i == first ? 0.0f : 1.0f, dw, ckk);
-        if (j->dx) csnn__cpu_conv_image_dx(p, j->w, dyi, j->dx + i * p->in_size, col);
+        if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, col);
     }
 }
 
@@ -269,6 +365,11 @@ csnn_status csnn__cpu_conv2d_backward(void *dev, const csnn_conv2d_desc *d, cons
     CPU_NOT_NULL("conv2d_backward", w);
     CPU_NOT_NULL("conv2d_backward", dy);
     if (j.p.col_floats || j.p.lanes > 1) CPU_NOT_NULL("conv2d_backward", workspace);
+    if (dx && j.p.taps_dx) {
+        j.wt = (float *)workspace + (size_t)j.p.lanes * j.p.col_floats +
+               (size_t)(j.p.lanes - 1) * j.p.w_floats;
+        csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
+    }
     csnn_pool *pool = dv ? dv->pool : NULL;
     csnn__pool_run(pool, j.p.lanes, conv_bwd_lane, &j);
     if (j.p.lanes > 1)

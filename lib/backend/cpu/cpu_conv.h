@@ -15,6 +15,7 @@ typedef struct {
     int64_t in_size, out_size, hw_out, ckk;
     size_t col_floats, w_floats; /* per-lane col buffer, one partial dW (aligned) */
     int direct;                  /* 1x1, stride 1, no padding: col(x) = x */
+    int taps_dx;                 /* dx tap by tap (csnn__cpu_conv_image_dx) */
     int lanes;
 } conv_plan;
 
@@ -39,9 +40,15 @@ void csnn__cpu_im2col(const csnn_conv2d_desc *d, float *x, float *col, int to_co
  *  col_floats of scratch (unused when p->direct). */
 void csnn__cpu_conv_image_forward(const conv_plan *p, const float *xi, const float *w,
                                   const float *b, float *yi, float *col);
-/** One image, dense: dxi = col2im(W^T dyi). */
-void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *dyi, float *dxi,
-                             float *col);
+/** W tap by tap, transposed: wt[tap][c_in][c_out] = w[c_out][c_in][tap]
+ *  (w_floats floats), for csnn__cpu_conv_image_dx when p->taps_dx. */
+void csnn__cpu_conv_make_wtaps(const cpu_device *dv, const conv_plan *p, const float *w,
+                               float *wt);
+/** One image, dense: dxi = col2im(W^T dyi), or when p->taps_dx the same sum
+ *  tap by tap from wt (csnn__cpu_conv_make_wtaps) without a col buffer;
+ *  col is col_floats of scratch. */
+void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *wt,
+                             const float *dyi, float *dxi, float *col);
 
 /** Workspace floats the spike-sparse entries need (cpu_conv_sparse.c);
  *  conv2d_workspace reports the larger of this and the dense need. */

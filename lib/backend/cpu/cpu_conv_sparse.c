@@ -466,7 +466,7 @@ typedef struct {
     double max_density;
     const float *x, *w, *b, *dy;
     float *y, *dx, *dw;
-    float *wt; /* W^T [ckk, copad] (forward) */
+    float *wt; /* W^T [ckk, copad] (forward), W by taps (backward, taps_dx) */
     void *ws;
 } sp_job;
 
@@ -636,7 +636,7 @@ static void sp_bwd_lane(void *arg, int64_t lane, int worker)
             csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ckk, c_out, hw, 1.0f,
                             p->direct ? xi : region, hw, dyi, hw, 1.0f, dwt, g->copad);
         }
-        if (j->dx) csnn__cpu_conv_image_dx(p, j->w, dyi, j->dx + i * p->in_size, region);
+        if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
     }
 }
 
@@ -693,6 +693,10 @@ csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *
     sp_make_geom(&j.p, &j.g);
     j.avx512 = csnn__cpu_use_avx512();
     j.max_density = max_density(j.avx512, CONV_SPARSE_DW_MAX_DENSITY);
+    if (dx && j.p.taps_dx) { /* W by taps where the forward keeps its W^T */
+        j.wt = workspace;
+        csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
+    }
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, sp_bwd_lane, &j);
     const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
     csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
