@@ -64,6 +64,9 @@ void csnn__model_plan(csnn_model *m)
                       !(m->disabled & CSNN__NO_BNFOLD);
         l->packs = l->s.type == LAYER_LINEAR && l->sparse_in && o->linear_packed_floats &&
                    o->linear_pack && o->linear_forward_packed && !(m->disabled & CSNN__NO_PACK);
+        l->temporal = l->s.type == LAYER_CONV && l->sparse_in && !csnn__layer_static(m, i) &&
+                      m->spec.steps > 1 && o->conv2d_forward_temporal &&
+                      o->conv2d_backward_temporal && !(m->disabled & CSNN__NO_TEMPORAL);
     }
 }
 
@@ -498,7 +501,11 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
             const float *b = folded ? l->fold_b : tensor_data(m, l->t_bias);
             float *y = folded ? m->layers[i + 1].y : l->y; /* the BN is skipped */
             if (folded) d.has_bias = 1;
-            if (l->sparse_in)
+            if (l->temporal)
+                OPS_TRY(o->conv2d_forward_temporal(dev, &d, m->spec.steps, x, w, b, y,
+                                                   m->workspace),
+                        l);
+            else if (l->sparse_in)
                 OPS_TRY(o->conv2d_forward_sparse(dev, &d, x, w, b, y, m->workspace), l);
             else
                 OPS_TRY(o->conv2d_forward(dev, &d, x, w, b, y, m->workspace), l);
@@ -622,6 +629,15 @@ csnn_status csnn__model_backward(csnn_model *m, int32_t n)
         switch (l->s.type) {
         case LAYER_CONV: {
             csnn_conv2d_desc d = conv_desc(l, rows);
+            if (l->temporal) {
+                OPS_TRY(o->conv2d_backward_temporal(dev, &d, m->spec.steps, x,
+                                                    tensor_data(m, l->t_weight), g,
+                                                    need_dx ? dx : NULL,
+                                                    tensor_grad(m, l->t_weight),
+                                                    tensor_grad(m, l->t_bias), m->workspace),
+                        l);
+                break;
+            }
             __typeof__(o->conv2d_backward) bwd =
                 l->sparse_in ? o->conv2d_backward_sparse : o->conv2d_backward;
             OPS_TRY(bwd(dev, &d, x, tensor_data(m, l->t_weight), g, need_dx ? dx : NULL,

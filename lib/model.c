@@ -124,7 +124,8 @@ static csnn_status add_tensor(csnn_model *m, int *index, const layer *l, const c
 
 /* Shapes, tensors and FLOP counts of every layer. */
 /* CSNN_DISABLE: a comma-separated list of levers of the execution plan to
- * switch off ("fusion", "sparse", "bnfold", "pack"; docs/PERFORMANCE.md). */
+ * switch off ("fusion", "sparse", "bnfold", "pack", "temporal";
+ * docs/PERFORMANCE.md). */
 static unsigned disabled_levers(void)
 {
     const char *env = getenv("CSNN_DISABLE");
@@ -134,6 +135,7 @@ static unsigned disabled_levers(void)
     if (strstr(env, "sparse")) flags |= CSNN__NO_SPARSE;
     if (strstr(env, "bnfold")) flags |= CSNN__NO_BNFOLD;
     if (strstr(env, "pack")) flags |= CSNN__NO_PACK;
+    if (strstr(env, "temporal")) flags |= CSNN__NO_TEMPORAL;
     return flags;
 }
 

@@ -115,6 +115,8 @@ typedef struct layer {
     bool fused;            /* neuron: runs with the max-pool after it in one pass;
                               its own y is then never materialised */
     bool sparse_in;        /* conv, linear: the input is spikes (mostly zeros) */
+    bool temporal;         /* conv, sparse_in, after the static block with T > 1: the
+                              temporal entries (differences of consecutive steps) */
     bool folds_bn;         /* conv: in inference the BN after it is folded in */
     float *fold_w, *fold_b; /* the folded weights and bias (device) */
     bool packs;            /* linear, sparse_in: inference without a trainer uses
@@ -129,6 +131,7 @@ typedef struct layer {
 #define CSNN__NO_SPARSE 2u /* "sparse": spike-sparse conv and linear kernels */
 #define CSNN__NO_BNFOLD 4u /* "bnfold": BN folded into conv weights for inference */
 #define CSNN__NO_PACK 8u   /* "pack": packed weights of spike-fed linear layers (inference) */
+#define CSNN__NO_TEMPORAL 16u /* "temporal": spike-fed convs from step differences */
 
 struct csnn_model {
     csnn_context *ctx;

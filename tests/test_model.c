@@ -588,7 +588,7 @@ static void run_levers(const char *spec, unsigned disabled, float *out, double *
 static void test_levers_agree(void **state)
 {
     (void)state;
-    const unsigned all = CSNN__NO_FUSION | CSNN__NO_SPARSE | CSNN__NO_BNFOLD;
+    const unsigned all = CSNN__NO_FUSION | CSNN__NO_SPARSE | CSNN__NO_BNFOLD | CSNN__NO_TEMPORAL;
     /* an ANN: raw outputs, so folding differences show directly */
     const char *ann = "input 1x8x8\nstatic: conv 4 k=3 p=1; bn\nrelu\nmaxpool 2\n"
                       "conv 5 k=3 p=1\nbn\nrelu\nflatten\nlinear 3\n";
@@ -606,6 +606,19 @@ static void test_levers_agree(void **state)
     assert_true(fabs(la - lb) <= 0.02 * la + 1e-6);
     for (int k = 0; k < 4; k++)
         if (fabs(ra[k] - rb[k]) > 0.02) fail_msg("rate %d: %g with every lever, %g without", k, rb[k], ra[k]);
+    for (int i = 0; i < 18; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
+    /* the temporal lever alone: its conv (the one after the static block) */
+    csnn_model *m;
+    CHECK_OK(csnn_model_create_from_spec(ctx, tiny_snn, 31, &m));
+    assert_int_equal(m->layers[4].s.type, LAYER_CONV);
+    assert_true(m->layers[4].temporal && !m->layers[0].temporal);
+    csnn__model_set_disabled(m, CSNN__NO_TEMPORAL);
+    assert_true(!m->layers[4].temporal && m->layers[4].sparse_in);
+    csnn_model_destroy(m);
+    run_levers(tiny_snn, CSNN__NO_TEMPORAL, a, &la, ra);
+    assert_true(fabs(la - lb) <= 0.02 * la + 1e-6);
+    for (int k = 0; k < 4; k++)
+        if (fabs(ra[k] - rb[k]) > 0.02) fail_msg("rate %d: %g with temporal, %g without", k, rb[k], ra[k]);
     for (int i = 0; i < 18; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
 }
 

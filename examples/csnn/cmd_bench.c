@@ -262,7 +262,7 @@ int cmd_bench(int argc, char **argv)
             "that is one 2048 -> 4096 linear layer fed 256 rows (16 images x 16 steps).\n"
             "Peak memory is getrusage()'s ru_maxrss of the whole process after the timed\n"
             "steps.\n"
-            "CSNN_DISABLE=fusion,sparse,bnfold,pack (any subset) switches execution-plan levers\n"
+            "CSNN_DISABLE=fusion,sparse,bnfold,pack,temporal (any subset) switches execution-plan levers\n"
             "off at model creation.\n\n"
             "--json prints {preset or spec, mode, batch, iters, warmup, threads, device,\n"
             "description, time_steps, params, inputs, disabled, samples_per_s, ms_per_step,\n"

@@ -364,6 +364,24 @@ typedef struct csnn_backend_ops {
     csnn_status (*linear_forward_packed)(void *dev, int64_t rows, int64_t in, int64_t out,
                                          const float *x, const float *w, const float *packed,
                                          const float *b, float *y);
+
+    /* ---- spike trains over time steps (OPTIONAL) ----
+     * libcsnn uses these only when both are set, for spike-fed convolutions
+     * after the static block; else conv2d_*_sparse. */
+    /** conv2d_forward_sparse for d->n = steps * N images laid out [steps, N]
+     *  (the images of one sample N apart): a backend may compute step t as
+     *  step t - 1 plus the product of x[t] - x[t-1], which has few non-zeros
+     *  when consecutive spike maps mostly agree. The same results within
+     *  float rounding; conv2d_workspace's size covers this entry too. */
+    csnn_status (*conv2d_forward_temporal)(void *dev, const csnn_conv2d_desc *d, int32_t steps,
+                                           const float *x, const float *w, const float *b,
+                                           float *y, void *workspace);
+    /** conv2d_backward_sparse for such an input: the weight gradient may use
+     *  the differences of consecutive steps against suffix sums of dy over
+     *  the steps. Same arguments and contract as conv2d_backward_sparse. */
+    csnn_status (*conv2d_backward_temporal)(void *dev, const csnn_conv2d_desc *d, int32_t steps,
+                                            const float *x, const float *w, const float *dy,
+                                            float *dx, float *dw, float *db, void *workspace);
 } csnn_backend_ops;
 
 /* ------------------------------------------------------------------------ */

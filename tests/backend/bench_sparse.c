@@ -7,7 +7,7 @@
  *   sn2    IF on [4, 16, 128, 24, 24], then MaxPool 2
  * Not a test and not installed: `ninja -C build tests/backend/bench_sparse`,
  * then build/tests/backend/bench_sparse [threads] [repeats] [what]
- * (what: all, conv, convfwd, linear, neuron, sn1, sn2). Each time is the minimum over
+ * (what: all, conv, convfwd, temporal, linear, neuron, sn1, sn2). Each time is the minimum over
  * the repeats (the machine may be shared: the load average is printed;
  * BENCH_CLOCK=cpu measures process CPU time instead of wall-clock time).
  * Forced modes (csnn__cpu_sparse_mode) time the sparse kernels at every
@@ -179,6 +179,52 @@ static void bench_conv_forward(void *dev)
     free(x), free(w), free(b), free(y);
 }
 
+/* The temporal entries against the per-image sparse ones on spike trains of
+ * 4 steps x 16 samples whose consecutive steps differ in a fraction `flip`
+ * of the inputs ("temporal"). */
+static void bench_conv_temporal(void *dev)
+{
+    csnn_conv2d_desc d = {.n = 64, .c_in = 128, .h_in = 24, .w_in = 24, .c_out = 128,
+                          .h_out = 24, .w_out = 24, .kh = 3, .kw = 3, .stride_h = 1,
+                          .stride_w = 1, .pad_h = 1, .pad_w = 1, .has_bias = 1};
+    const int steps = 4;
+    size_t nx = (size_t)64 * 128 * 576, nw = (size_t)128 * 128 * 9, nb = 128;
+    size_t per = nx / steps, bytes = 0;
+    OPS->conv2d_workspace(dev, &d, &bytes);
+    void *ws = NULL;
+    OPS->alloc(dev, bytes, &ws);
+    float *x = floats(nx), *w = floats(nw), *b = floats(nb), *y = floats(nx), *dy = floats(nx);
+    float *dw = floats(nw), *db = floats(nb), *dx = floats(nx);
+    fill_uniform(w, nw, -0.05, 0.05);
+    fill_uniform(b, nb, -0.1, 0.1);
+    fill_uniform(dy, nx, -1, 1);
+    printf("\n## conv2 over 4 steps x 16 samples, temporal entries; ms\n");
+    printf("density  flip   fwd_sparse fwd_temporal   dW_sparse dW_temporal   dWdX_sparse "
+           "dWdX_temporal\n");
+    static const double cases[][2] = {{0.2, 0.1}, {0.6, 0.1}, {0.6, 0.3}, {0.6, 0.5}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        fill_spikes(x, per, cases[k][0], 1.0f);
+        for (size_t t = 1; t < (size_t)steps; t++)
+            for (size_t i = 0; i < per; i++) {
+                const float prev = x[(t - 1) * per + i];
+                x[t * per + i] = uniform() < cases[k][1] ? (uniform() < cases[k][0] ? 1.0f : 0.0f)
+                                                         : prev;
+            }
+        double fs, ft, bs, bt, bxs, bxt;
+        TIME_MIN(fs, OPS->conv2d_forward_sparse(dev, &d, x, w, b, y, ws));
+        TIME_MIN(ft, OPS->conv2d_forward_temporal(dev, &d, steps, x, w, b, y, ws));
+        TIME_MIN(bs, OPS->conv2d_backward_sparse(dev, &d, x, w, dy, NULL, dw, db, ws));
+        TIME_MIN(bt, OPS->conv2d_backward_temporal(dev, &d, steps, x, w, dy, NULL, dw, db, ws));
+        TIME_MIN(bxs, OPS->conv2d_backward_sparse(dev, &d, x, w, dy, dx, dw, db, ws));
+        TIME_MIN(bxt, OPS->conv2d_backward_temporal(dev, &d, steps, x, w, dy, dx, dw, db, ws));
+        printf("%5.2f   %4.2f   %10.1f %12.1f   %9.1f %11.1f   %11.1f %13.1f\n", cases[k][0],
+               cases[k][1], fs, ft, bs, bt, bxs, bxt);
+        fflush(stdout);
+    }
+    OPS->free(dev, ws);
+    free(x), free(w), free(b), free(y), free(dy), free(dw), free(db), free(dx);
+}
+
 static void bench_linear(void *dev, int64_t rows, int64_t in, int64_t out, const char *name)
 {
     size_t nx = (size_t)rows * in, nw = (size_t)out * in, ny = (size_t)rows * out;
@@ -286,6 +332,7 @@ int main(int argc, char **argv)
     int all = !strcmp(what, "all");
     if (all || !strcmp(what, "conv")) bench_conv(dev);
     if (!strcmp(what, "convfwd")) bench_conv_forward(dev);
+    if (!strcmp(what, "temporal")) bench_conv_temporal(dev);
     if (all || !strcmp(what, "linear")) {
         bench_linear(dev, 64, 18432, 1152, "fc1");
         bench_linear(dev, 64, 1152, 128, "fc2");

@@ -242,6 +242,131 @@ static void test_conv_threads(void **state)
     OPS->close(d3);
 }
 
+/* ---- the temporal entries: images [steps, seqs] ---- */
+
+/* x of c as spike trains: step 0 at `density`, each later step keeping the
+ * step before except a fraction `flip` of the inputs drawn anew. */
+static void spike_trains(conv_data *c, int steps, double density, double flip, float value,
+                         uint64_t seed)
+{
+    tb_rng r = tb_seed(seed);
+    const size_t per = c->nx / (size_t)steps;
+    for (size_t t = 0; t < (size_t)steps; t++)
+        for (size_t i = 0; i < per; i++) {
+            float *x = c->x + t * per + i;
+            if (t == 0 || tb_uniform(&r) < flip)
+                *x = tb_uniform(&r) < density ? value : 0.0f;
+            else
+                *x = x[-(ptrdiff_t)per];
+        }
+}
+
+static conv_out conv_run_temporal(void *dev, const conv_data *c, int steps, void *ws)
+{
+    const csnn_conv2d_desc *d = &c->d;
+    conv_out o = {tb_floats(c->ny), tb_floats(c->nx), tb_floats(c->nw), tb_floats(c->nb)};
+    float *dw2 = tb_floats(c->nw), *db2 = tb_floats(c->nb);
+    tb_fill(o.y, c->ny, NAN), tb_fill(o.dx, c->nx, NAN), tb_fill(o.dw, c->nw, NAN);
+    tb_fill(o.db, c->nb, NAN);
+    const float *b = d->has_bias ? c->b : NULL;
+    float *db = d->has_bias ? o.db : NULL;
+    assert_int_equal(OPS->conv2d_forward_temporal(dev, d, steps, c->x, c->w, b, o.y, ws),
+                     CSNN_OK);
+    assert_int_equal(
+        OPS->conv2d_backward_temporal(dev, d, steps, c->x, c->w, c->dy, o.dx, o.dw, db, ws),
+        CSNN_OK);
+    assert_int_equal(OPS->conv2d_backward_temporal(dev, d, steps, c->x, c->w, c->dy, NULL, dw2,
+                                                   d->has_bias ? db2 : NULL, ws),
+                     CSNN_OK);
+    TB_SAME(o.dw, dw2, c->nw);
+    if (d->has_bias) TB_SAME(o.db, db2, c->nb);
+    free(dw2), free(db2);
+    return o;
+}
+
+/* Against the dense entries: y and dw within the rounding of sums grouped
+ * by steps (steps times the per-image scale), dx and db bit for bit; every
+ * temporal mode (choose, always, never), sparse mode and instruction set. */
+static void check_temporal(void *dev, csnn_conv2d_desc d, int steps, uint64_t seed)
+{
+    void *ws = conv_workspace(dev, &d);
+    static const double cases[][2] = {{0.0, 0.0}, {0.1, 0.05}, {0.4, 0.2}, {0.6, 0.6}, {1.0, 0.3}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int value = 1; value <= 2; value++) {
+            uint64_t sd = seed * 100 + k * 2 + value;
+            conv_data c = conv_data_make(d, 0.0, (float)value, sd);
+            spike_trains(&c, steps, cases[k][0], cases[k][1], (float)value, sd);
+            double ys, wsc;
+            conv_scales(&c, &ys, &wsc);
+            conv_out ref = conv_run(dev, &c, 0, ws);
+            for (int tm = 0; tm <= 2; tm++)
+                for (size_t m = 0; m < N_MODES; m++) {
+                    set_mode((int)m);
+                    csnn__cpu_temporal_mode = tm;
+                    conv_out o = conv_run_temporal(dev, &c, steps, ws);
+                    csnn__cpu_temporal_mode = 0;
+                    reset_mode();
+                    CLOSE(o.y, ref.y, c.ny, 0, 1e-6 * ys * steps);
+                    CLOSE(o.dw, ref.dw, c.nw, 0, 1e-6 * wsc * steps);
+                    TB_SAME(o.dx, ref.dx, c.nx);
+                    if (d.has_bias) TB_SAME(o.db, ref.db, c.nb);
+                    conv_out_free(&o);
+                }
+            conv_out_free(&ref);
+            conv_data_free(&c);
+        }
+    OPS->free(dev, ws);
+}
+
+static void test_conv_temporal(void **state)
+{
+    (void)state;
+    void *dev = tb_open(2), *d1 = tb_open(1), *d3 = tb_open(3);
+    /*                  n c_in  h   w c_out kh kw sh sw ph pw bias  steps */
+    check_temporal(dev, conv_desc(8, 6, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1), 4, 1);
+    check_temporal(dev, conv_desc(6, 3, 8, 8, 17, 3, 3, 2, 2, 1, 1, 0), 3, 2); /* stride 2 */
+    check_temporal(dev, conv_desc(4, 70, 5, 5, 20, 1, 1, 1, 1, 0, 0, 1), 2, 3); /* 1x1, 2 blocks */
+    check_temporal(dev, conv_desc(3, 9, 6, 6, 33, 3, 3, 1, 1, 1, 1, 1), 1, 4);  /* one step */
+    check_temporal(dev, conv_desc(26, 8, 6, 6, 24, 3, 3, 1, 1, 1, 1, 1), 2, 5); /* 13 samples */
+
+    /* 1 and 3 threads: bit for bit */
+    csnn_conv2d_desc d = conv_desc(28, 24, 10, 10, 40, 3, 3, 1, 1, 1, 1, 1);
+    void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
+    conv_data c = conv_data_make(d, 0.0, 1.0f, 7);
+    spike_trains(&c, 4, 0.5, 0.25, 1.0f, 7);
+    conv_out a = conv_run_temporal(d1, &c, 4, ws1), b = conv_run_temporal(d3, &c, 4, ws3);
+    TB_SAME(a.y, b.y, c.ny);
+    TB_SAME(a.dx, b.dx, c.nx);
+    TB_SAME(a.dw, b.dw, c.nw);
+    TB_SAME(a.db, b.db, c.nb);
+    conv_out_free(&a), conv_out_free(&b);
+
+    /* a NaN at step 1 must not reach step 2 through a difference: step 2 is
+     * finite and as the dense entry gives it */
+    const size_t per = c.nx / 4, yper = c.ny / 4;
+    c.x[per + 5] = NAN;
+    float *y = tb_floats(c.ny), *yd = tb_floats(c.ny);
+    csnn__cpu_temporal_mode = 1;
+    assert_int_equal(OPS->conv2d_forward_temporal(d1, &d, 4, c.x, c.w, c.b, y, ws1), CSNN_OK);
+    csnn__cpu_temporal_mode = 0;
+    assert_int_equal(OPS->conv2d_forward(d1, &d, c.x, c.w, c.b, yd, ws1), CSNN_OK);
+    double ys, wsc;
+    conv_scales(&c, &ys, &wsc);
+    for (size_t i = 2 * yper; i < c.ny; i++) assert_true(isfinite(y[i]));
+    CLOSE(y + 2 * yper, yd + 2 * yper, 2 * yper, 0, 4e-6 * ys);
+    free(y), free(yd);
+
+    /* argument errors */
+    TB_ERROR(OPS->conv2d_forward_temporal(d1, &d, 3, c.x, c.w, c.b, c.x, ws1),
+             CSNN_ERR_INVALID_ARGUMENT, "28 images are not 3 time steps");
+    TB_ERROR(OPS->conv2d_backward_temporal(d1, &d, 0, c.x, c.w, c.dy, NULL, c.w, c.b, ws1),
+             CSNN_ERR_INVALID_ARGUMENT, "not 0 time steps");
+    conv_data_free(&c);
+    OPS->free(d1, ws1);
+    OPS->free(d3, ws3);
+    OPS->close(dev), OPS->close(d1), OPS->close(d3);
+}
+
 static void test_conv_errors(void **state)
 {
     (void)state;
@@ -426,7 +551,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),   cmocka_unit_test(test_conv_threads),
-        cmocka_unit_test(test_conv_errors),   cmocka_unit_test(test_linear_shapes),
+        cmocka_unit_test(test_conv_errors),   cmocka_unit_test(test_conv_temporal),
+        cmocka_unit_test(test_linear_shapes),
         cmocka_unit_test(test_linear_threads), cmocka_unit_test(test_linear_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

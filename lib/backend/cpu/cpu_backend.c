@@ -270,4 +270,6 @@ const csnn_backend_ops csnn__cpu_backend_ops = {
     .linear_packed_floats = csnn__cpu_linear_packed_floats,
     .linear_pack = csnn__cpu_linear_pack,
     .linear_forward_packed = csnn__cpu_linear_forward_packed,
+    .conv2d_forward_temporal = csnn__cpu_conv2d_forward_temporal,
+    .conv2d_backward_temporal = csnn__cpu_conv2d_backward_temporal,
 };

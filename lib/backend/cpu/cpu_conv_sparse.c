@@ -65,8 +65,11 @@ typedef struct {
     int64_t woff[64];     /* per mask bit: (c * kk + tap) * copad */
     int ox0[64], ox1[64]; /* per kx: the output columns whose tap kx is inside */
     size_t wt_floats;     /* one W^T or dW^T [ckk, copad] (aligned) */
-    size_t region_floats; /* per lane: masks + acc / dy^T, or a col buffer */
+    size_t region_floats; /* per lane: masks + acc / dy^T, or a col buffer; then
+                             delta and dsum */
     size_t mask_floats;   /* the masks' part of the region */
+    size_t delta_off;     /* x[t] - x[t-1] of one image (temporal entries) */
+    size_t dsum_off;      /* dy^T summed over steps [P, copad] (temporal backward) */
 } sp_geom;
 
 /* Whether the sparse path applies at all: the taps of a block fit a mask. */
@@ -108,6 +111,11 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
                      ALIGN_FLOATS(((size_t)d->h_in + 1) * (size_t)d->w_out * 2);
     size_t need = g->mask_floats + ALIGN_FLOATS((size_t)p->hw_out * (size_t)g->copad);
     g->region_floats = need > p->col_floats ? need : p->col_floats;
+    /* the temporal entries' step difference and dy suffix sum, past the
+     * buffers of the per-image paths */
+    g->delta_off = g->region_floats;
+    g->dsum_off = g->delta_off + ALIGN_FLOATS((size_t)p->in_size);
+    g->region_floats = g->dsum_off + ALIGN_FLOATS((size_t)p->hw_out * (size_t)g->copad);
     while (p->lanes > 1 && (g->wt_floats + (size_t)p->lanes * (g->region_floats + g->wt_floats)) *
                                    sizeof(float) >
                                CONV_WORKSPACE_BUDGET)
@@ -141,6 +149,29 @@ static float *sp_lane_dwt(const sp_geom *g, void *ws, int64_t lane)
 
 /* The count of non-zero values of x[0, n), and in *other the count of those
  * that are not 1 (a NaN counts in both, as x != 0 and x != 1 hold). */
+static int64_t count_nonzero(const float *x, int64_t n, int64_t *other);
+
+/* dst = a - b over n values; returns the count of non-zero differences, or
+ * -1 when a or b holds a NaN or an infinity (then dst is not to be used:
+ * a difference cannot stand for such a step). */
+static int64_t step_difference(const float *a, const float *b, int64_t n, float *dst)
+{
+    int64_t nonzero = 0, bad = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 1 << 16) {
+        const int64_t i1 = n - i0 < (1 << 16) ? n : i0 + (1 << 16);
+        int32_t c = 0, f = 0;
+        for (int64_t i = i0; i < i1; i++) {
+            const float v = a[i] - b[i];
+            dst[i] = v;
+            c += v != 0.0f;
+            f += v - v != 0.0f; /* NaN - NaN, inf - inf are NaN */
+        }
+        nonzero += c;
+        bad += f;
+    }
+    return bad ? -1 : nonzero;
+}
+
 static int64_t count_nonzero(const float *x, int64_t n, int64_t *other)
 {
     int64_t total = 0, not_one = 0;
@@ -468,19 +499,25 @@ typedef struct {
     float *y, *dx, *dw;
     float *wt; /* W^T [ckk, copad] (forward), W by taps (backward, taps_dx) */
     void *ws;
+    int32_t steps; /* temporal entries: images [steps, seqs] */
+    int64_t seqs;
 } sp_job;
 
 /* Whether image xi goes the sparse way; *binary: whether its non-zero values
  * are all exactly 1 (spikes, pooled spikes), where the forward kernels add
  * weight rows instead of multiplying them by the input. */
+static int sparse_by_count(const sp_job *j, int64_t nonzero)
+{
+    if (csnn__cpu_sparse_mode) return csnn__cpu_sparse_mode == 1;
+    return (double)nonzero <= j->max_density * (double)j->p.in_size;
+}
+
 static int image_is_sparse(const sp_job *j, const float *xi, int *binary)
 {
-    const int64_t n = j->p.in_size;
     int64_t other;
-    const int64_t nonzero = count_nonzero(xi, n, &other);
+    const int64_t nonzero = count_nonzero(xi, j->p.in_size, &other);
     *binary = other == 0;
-    if (csnn__cpu_sparse_mode) return csnn__cpu_sparse_mode == 1;
-    return (double)nonzero <= j->max_density * (double)n;
+    return sparse_by_count(j, nonzero);
 }
 
 static uint64_t *region_hmask(const sp_geom *g, float *region)
@@ -494,9 +531,10 @@ static int block_channels(const sp_geom *g, int blk)
     return g->d->c_in - c0 < g->cb ? g->d->c_in - c0 : g->cb;
 }
 
-/* acc [P, copad] of one image: the sparse product of all blocks. */
-static void sparse_image_forward(const sp_job *j, const float *xi, int binary, float *region,
-                                 float *acc)
+/* acc [P, copad] of one image: the sparse product of all blocks (added to
+ * acc when `accumulate`, else acc is overwritten). */
+static void sparse_image_forward(const sp_job *j, const float *xi, int binary, int accumulate,
+                                 float *region, float *acc)
 {
     const sp_geom *g = &j->g;
     uint64_t *mask = (uint64_t *)region, *hm = region_hmask(g, region);
@@ -509,11 +547,11 @@ static void sparse_image_forward(const sp_job *j, const float *xi, int binary, f
             const float *wb = j->wt + (int64_t)c0 * g->kk * g->copad + co0;
 #ifdef CSNN_HAVE_AVX512_KERNELS
             if (j->avx512) {
-                fwd_block_avx512(g, xb, hm, wb, acc + co0, blk == 0, binary, nv);
+                fwd_block_avx512(g, xb, hm, wb, acc + co0, !accumulate && blk == 0, binary, nv);
                 continue;
             }
 #endif
-            fwd_block_generic(g, xb, hm, wb, acc + co0, blk == 0, nv);
+            fwd_block_generic(g, xb, hm, wb, acc + co0, !accumulate && blk == 0, nv);
         }
     }
 }
@@ -533,7 +571,7 @@ static void sp_fwd_lane(void *arg, int64_t lane, int worker)
             csnn__cpu_conv_image_forward(p, xi, j->w, j->b, yi, region);
             continue;
         }
-        sparse_image_forward(j, xi, binary, region, acc);
+        sparse_image_forward(j, xi, binary, 0, region, acc);
         /* y [c_out, P] = acc^T + b */
         simd_transpose(j->avx512, acc, j->g.copad, p->hw_out, p->d->c_out, yi, p->hw_out, j->b);
     }
@@ -698,6 +736,201 @@ csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *
         csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
     }
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, sp_bwd_lane, &j);
+    const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
+    csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
+                           sum_dwt_range, &j);
+    if (d->has_bias) csnn__cpu_channel_sum(dv, dy, db, d->n, d->c_out, j.p.hw_out);
+    return CSNN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spike trains: the temporal entries                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The images are [steps, seqs]: the steps of one sequence (one sample) are
+ * seqs images apart, and the spikes of consecutive steps mostly agree. By
+ * linearity the product of step t is the product of step t - 1 plus that
+ * of the difference x[t] - x[t-1]; for the weight gradient, summation by
+ * parts gives sum_t dy[t] x[t] = sum_t D[t] (x[t] - x[t-1]) with the suffix
+ * sums D[t] = dy[t] + ... + dy[T-1] (x[-1] = 0). Each step takes the
+ * difference when it has fewer non-zeros than x[t] (and both are finite),
+ * else restarts from x[t] (sparse or dense as the per-image entries decide):
+ * the forward keeps acc from step to step, the weight gradient runs from the
+ * last step down with D of the current run of differences. Sequences are
+ * whole in one lane, the lanes depend on the descriptor and the steps only,
+ * and the choice on the data only: the results do not depend on the thread
+ * count. They equal the per-image entries' within float rounding (the sums
+ * are grouped differently). csnn__cpu_temporal_mode: 0 choose, 1 take every
+ * usable difference, 2 never (tests and benchmarks). */
+int csnn__cpu_temporal_mode;
+
+static int64_t seq_first(const sp_job *j, int64_t lane)
+{
+    return j->seqs * lane / j->p.lanes;
+}
+
+/* The count of non-zeros of x[t] - x[t-1] (into delta), or -1 when the
+ * difference is not to be taken. */
+static int64_t temporal_difference(const sp_job *j, const float *xi, int64_t nonzero,
+                                   float *delta)
+{
+    if (csnn__cpu_temporal_mode == 2) return -1;
+    const int64_t n = j->p.in_size;
+    const int64_t changed = step_difference(xi, xi - j->seqs * n, n, delta);
+    if (changed < 0 || (csnn__cpu_temporal_mode == 0 && changed >= nonzero)) return -1;
+    return changed;
+}
+
+static void tp_fwd_lane(void *arg, int64_t lane, int worker)
+{
+    (void)worker;
+    const sp_job *j = arg;
+    const conv_plan *p = &j->p;
+    float *region = sp_region(&j->g, j->ws, lane);
+    float *acc = region + j->g.mask_floats, *delta = region + j->g.delta_off;
+    for (int64_t b = seq_first(j, lane); b < seq_first(j, lane + 1); b++) {
+        int valid = 0; /* acc holds the product of the step before */
+        for (int32_t t = 0; t < j->steps; t++) {
+            const int64_t i = (int64_t)t * j->seqs + b;
+            const float *xi = j->x + i * p->in_size;
+            float *yi = j->y + i * p->out_size;
+            int64_t other;
+            const int64_t nonzero = count_nonzero(xi, p->in_size, &other);
+            const int64_t changed = valid ? temporal_difference(j, xi, nonzero, delta) : -1;
+            if (changed > 0) {
+                sparse_image_forward(j, delta, 0, 1, region, acc);
+            } else if (changed < 0) {
+                if (!sparse_by_count(j, nonzero)) {
+                    csnn__cpu_conv_image_forward(p, xi, j->w, j->b, yi, region);
+                    valid = 0;
+                    continue;
+                }
+                sparse_image_forward(j, xi, other == 0, 0, region, acc);
+                valid = 1;
+            } /* changed == 0: the same input, the same product */
+            simd_transpose(j->avx512, acc, j->g.copad, p->hw_out, p->d->c_out, yi, p->hw_out,
+                           j->b);
+        }
+    }
+}
+
+static csnn_status temporal_check(const char *op, const csnn_conv2d_desc *d, int32_t steps)
+{
+    CSNN_TRY(csnn__cpu_conv_check(op, d));
+    if (steps < 1 || d->n % steps != 0)
+        return csnn__error(CSNN_ERR_INVALID_ARGUMENT,
+                           "cpu %s: %d images are not %d time steps of one batch", op, d->n,
+                           steps);
+    return CSNN_OK;
+}
+
+csnn_status csnn__cpu_conv2d_forward_temporal(void *dev, const csnn_conv2d_desc *d, int32_t steps,
+                                              const float *x, const float *w, const float *b,
+                                              float *y, void *workspace)
+{
+    static const char op[] = "conv2d_forward_temporal";
+    const cpu_device *dv = dev;
+    CSNN_TRY(temporal_check(op, d, steps));
+    if (steps == 1 || d->n == 0 || !sp_possible(d))
+        return csnn__cpu_conv2d_forward_sparse(dev, d, x, w, b, y, workspace);
+    CPU_NOT_NULL(op, x);
+    CPU_NOT_NULL(op, w);
+    CPU_NOT_NULL(op, y);
+    CPU_NOT_NULL(op, workspace);
+    if (d->has_bias) CPU_NOT_NULL(op, b);
+    sp_job j = {.x = x, .w = w, .b = d->has_bias ? b : NULL, .y = y, .ws = workspace};
+    csnn__cpu_conv_plan(d, &j.p);
+    sp_make_geom(&j.p, &j.g);
+    j.avx512 = csnn__cpu_use_avx512();
+    j.max_density = max_density(j.avx512, CONV_SPARSE_FWD_MAX_DENSITY);
+    j.wt = workspace;
+    j.steps = steps;
+    j.seqs = d->n / steps;
+    if (j.p.lanes > j.seqs) j.p.lanes = (int)j.seqs;
+    csnn__cpu_parallel_for(dv, j.p.ckk, 16 + (1 << 14) / d->c_out, make_wt_range, &j);
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, tp_fwd_lane, &j);
+    return CSNN_OK;
+}
+
+static void tp_bwd_lane(void *arg, int64_t lane, int worker)
+{
+    (void)worker;
+    const sp_job *j = arg;
+    const conv_plan *p = &j->p;
+    const sp_geom *g = &j->g;
+    const int hw = (int)p->hw_out, ckk = (int)p->ckk, c_out = p->d->c_out;
+    const int64_t pc = (int64_t)hw * g->copad;
+    float *region = sp_region(g, j->ws, lane);
+    float *dyt = region + g->mask_floats, *delta = region + g->delta_off;
+    float *dsum = region + g->dsum_off;
+    float *dwt = sp_lane_dwt(g, j->ws, lane);
+    memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
+    for (int64_t b = seq_first(j, lane); b < seq_first(j, lane + 1); b++) {
+        int live = 0; /* dsum holds the sum of dy over the run so far */
+        for (int32_t t = j->steps - 1; t >= 0; t--) {
+            const int64_t i = (int64_t)t * j->seqs + b;
+            const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
+            /* dy^T [P, copad], zero in the padding columns, added to dsum */
+            simd_transpose(j->avx512, dyi, hw, c_out, hw, dyt, g->copad, NULL);
+            if (c_out < g->copad)
+                for (int64_t q = 0; q < hw; q++)
+                    for (int64_t co = c_out; co < g->copad; co++) dyt[q * g->copad + co] = 0.0f;
+            if (live)
+                for (int64_t k = 0; k < pc; k++) dsum[k] += dyt[k];
+            else
+                memcpy(dsum, dyt, sizeof(float) * (size_t)pc);
+            live = 1;
+            int64_t other;
+            const int64_t nonzero = count_nonzero(xi, p->in_size, &other);
+            const int64_t changed = t > 0 ? temporal_difference(j, xi, nonzero, delta) : -1;
+            if (changed > 0) {
+                sparse_image_dw(j, delta, dsum, region, dwt);
+            } else if (changed < 0) {
+                /* the run starts here: dW^T += x[t] dsum */
+                if (sparse_by_count(j, nonzero)) {
+                    sparse_image_dw(j, xi, dsum, region, dwt);
+                } else {
+                    if (!p->direct) csnn__cpu_im2col(p->d, (float *)xi, region, 1);
+                    csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ckk, c_out, hw,
+                                    1.0f, p->direct ? xi : region, hw, dsum, g->copad, 1.0f, dwt,
+                                    g->copad);
+                }
+                live = 0;
+            }
+            if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
+        }
+    }
+}
+
+csnn_status csnn__cpu_conv2d_backward_temporal(void *dev, const csnn_conv2d_desc *d,
+                                               int32_t steps, const float *x, const float *w,
+                                               const float *dy, float *dx, float *dw, float *db,
+                                               void *workspace)
+{
+    static const char op[] = "conv2d_backward_temporal";
+    const cpu_device *dv = dev;
+    CSNN_TRY(temporal_check(op, d, steps));
+    if (steps == 1 || d->n == 0 || !sp_possible(d))
+        return csnn__cpu_conv2d_backward_sparse(dev, d, x, w, dy, dx, dw, db, workspace);
+    CPU_NOT_NULL(op, dw);
+    if (d->has_bias) CPU_NOT_NULL(op, db);
+    CPU_NOT_NULL(op, x);
+    CPU_NOT_NULL(op, w);
+    CPU_NOT_NULL(op, dy);
+    CPU_NOT_NULL(op, workspace);
+    sp_job j = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .ws = workspace};
+    csnn__cpu_conv_plan(d, &j.p);
+    sp_make_geom(&j.p, &j.g);
+    j.avx512 = csnn__cpu_use_avx512();
+    j.max_density = max_density(j.avx512, CONV_SPARSE_DW_MAX_DENSITY);
+    j.steps = steps;
+    j.seqs = d->n / steps;
+    if (j.p.lanes > j.seqs) j.p.lanes = (int)j.seqs;
+    if (dx && j.p.taps_dx) {
+        j.wt = workspace;
+        csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
+    }
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, tp_bwd_lane, &j);
     const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
     csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
                            sum_dwt_range, &j);

@@ -193,6 +193,17 @@ csnn_status csnn__cpu_conv2d_forward_sparse(void *dev, const csnn_conv2d_desc *d
 csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *d,
                                              const float *x, const float *w, const float *dy,
                                              float *dx, float *dw, float *db, void *workspace);
+csnn_status csnn__cpu_conv2d_forward_temporal(void *dev, const csnn_conv2d_desc *d, int32_t steps,
+                                              const float *x, const float *w, const float *b,
+                                              float *y, void *workspace);
+csnn_status csnn__cpu_conv2d_backward_temporal(void *dev, const csnn_conv2d_desc *d,
+                                               int32_t steps, const float *x, const float *w,
+                                               const float *dy, float *dx, float *dw, float *db,
+                                               void *workspace);
+/** How the temporal entries treat the difference of consecutive steps: 0 by
+ *  its count of non-zeros (the default), 1 whenever it is usable, 2 never
+ *  (for tests and benchmarks). */
+extern int csnn__cpu_temporal_mode;
 csnn_status csnn__cpu_linear_forward_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
                                             const float *x, const float *w, const float *b,
                                             float *y);
