@@ -149,27 +149,33 @@ static float *sp_lane_dwt(const sp_geom *g, void *ws, int64_t lane)
 
 /* The count of non-zero values of x[0, n), and in *other the count of those
  * that are not 1 (a NaN counts in both, as x != 0 and x != 1 hold). */
-static int64_t count_nonzero(const float *x, int64_t n, int64_t *other);
-
 /* dst = a - b over n values; returns the count of non-zero differences, or
  * -1 when a or b holds a NaN or an infinity (then dst is not to be used:
- * a difference cannot stand for such a step). */
-static int64_t step_difference(const float *a, const float *b, int64_t n, float *dst)
+ * a difference cannot stand for such a step). In the same pass, what
+ * count_nonzero(a) gives: *nonzero and *other. */
+static int64_t step_difference(const float *a, const float *b, int64_t n, float *dst,
+                               int64_t *nonzero, int64_t *other)
 {
-    int64_t nonzero = 0, bad = 0;
+    int64_t changed = 0, bad = 0, nz = 0, not_one = 0;
     for (int64_t i0 = 0; i0 < n; i0 += 1 << 16) {
         const int64_t i1 = n - i0 < (1 << 16) ? n : i0 + (1 << 16);
-        int32_t c = 0, f = 0;
+        int32_t c = 0, f = 0, z = 0, o = 0;
         for (int64_t i = i0; i < i1; i++) {
             const float v = a[i] - b[i];
             dst[i] = v;
             c += v != 0.0f;
             f += v - v != 0.0f; /* NaN - NaN, inf - inf are NaN */
+            z += a[i] != 0.0f;
+            o += a[i] != 0.0f && a[i] != 1.0f;
         }
-        nonzero += c;
+        changed += c;
         bad += f;
+        nz += z;
+        not_one += o;
     }
-    return bad ? -1 : nonzero;
+    *nonzero = nz;
+    *other = not_one;
+    return bad ? -1 : changed;
 }
 
 static int64_t count_nonzero(const float *x, int64_t n, int64_t *other)
@@ -769,15 +775,19 @@ static int64_t seq_first(const sp_job *j, int64_t lane)
     return j->seqs * lane / j->p.lanes;
 }
 
-/* The count of non-zeros of x[t] - x[t-1] (into delta), or -1 when the
- * difference is not to be taken. */
-static int64_t temporal_difference(const sp_job *j, const float *xi, int64_t nonzero,
-                                   float *delta)
+/* The non-zeros of x[t] (*nonzero; *other: those that are not 1) and, when
+ * `want`, the count of non-zeros of x[t] - x[t-1] (written to delta); -1
+ * when the difference is not to be taken. */
+static int64_t temporal_scan(const sp_job *j, const float *xi, int want, int64_t *nonzero,
+                             int64_t *other, float *delta)
 {
-    if (csnn__cpu_temporal_mode == 2) return -1;
     const int64_t n = j->p.in_size;
-    const int64_t changed = step_difference(xi, xi - j->seqs * n, n, delta);
-    if (changed < 0 || (csnn__cpu_temporal_mode == 0 && changed >= nonzero)) return -1;
+    if (!want || csnn__cpu_temporal_mode == 2) {
+        *nonzero = count_nonzero(xi, n, other);
+        return -1;
+    }
+    const int64_t changed = step_difference(xi, xi - j->seqs * n, n, delta, nonzero, other);
+    if (changed < 0 || (csnn__cpu_temporal_mode == 0 && changed >= *nonzero)) return -1;
     return changed;
 }
 
@@ -794,9 +804,8 @@ static void tp_fwd_lane(void *arg, int64_t lane, int worker)
             const int64_t i = (int64_t)t * j->seqs + b;
             const float *xi = j->x + i * p->in_size;
             float *yi = j->y + i * p->out_size;
-            int64_t other;
-            const int64_t nonzero = count_nonzero(xi, p->in_size, &other);
-            const int64_t changed = valid ? temporal_difference(j, xi, nonzero, delta) : -1;
+            int64_t nonzero, other;
+            const int64_t changed = temporal_scan(j, xi, valid, &nonzero, &other, delta);
             if (changed > 0) {
                 sparse_image_forward(j, delta, 0, 1, region, acc);
             } else if (changed < 0) {
@@ -880,9 +889,8 @@ static void tp_bwd_lane(void *arg, int64_t lane, int worker)
             else
                 memcpy(dsum, dyt, sizeof(float) * (size_t)pc);
             live = 1;
-            int64_t other;
-            const int64_t nonzero = count_nonzero(xi, p->in_size, &other);
-            const int64_t changed = t > 0 ? temporal_difference(j, xi, nonzero, delta) : -1;
+            int64_t nonzero, other;
+            const int64_t changed = temporal_scan(j, xi, t > 0, &nonzero, &other, delta);
             if (changed > 0) {
                 sparse_image_dw(j, delta, dsum, region, dwt);
             } else if (changed < 0) {
