@@ -562,18 +562,18 @@ static void run_levers(const char *spec, unsigned disabled, float *out, double *
     CHECK_OK(csnn_model_create_from_spec(ctx, spec, 31, &m));
     csnn__model_set_disabled(m, disabled);
     CHECK_OK(csnn_trainer_create(m, &t));
-    float x[6 * 64];
-    int32_t y[6];
-    random_batch(3, 6, 64, 3, x, y);
+    float x[8 * 64];
+    int32_t y[8];
+    random_batch(3, 8, 64, 3, x, y);
     csnn_step_result r;
     csnn_step_result_init(&r);
-    for (int i = 0; i < 4; i++) CHECK_OK(csnn_trainer_step(t, x, y, 6, &r));
+    for (int i = 0; i < 4; i++) CHECK_OK(csnn_trainer_step(t, x, y, 8, &r));
     *loss = r.loss;
-    CHECK_OK(csnn_model_predict(m, x, 6, out, 18, NULL));
-    uint8_t px[6 * 64];
-    for (int i = 0; i < 6 * 64; i++) px[i] = (uint8_t)(x[i] * 255.0f);
+    CHECK_OK(csnn_model_predict(m, x, 8, out, 24, NULL));
+    uint8_t px[8 * 64];
+    for (int i = 0; i < 8 * 64; i++) px[i] = (uint8_t)(x[i] * 255.0f);
     csnn_dataset *ds;
-    CHECK_OK(csnn_dataset_create_from_arrays(ctx, px, y, 6, 8, 8, NULL, 3, &ds));
+    CHECK_OK(csnn_dataset_create_from_arrays(ctx, px, y, 8, 8, 8, NULL, 3, &ds));
     csnn_metrics *mt;
     CHECK_OK(csnn_model_evaluate(m, ds, &mt));
     int32_t nr;
@@ -592,12 +592,12 @@ static void test_levers_agree(void **state)
     /* an ANN: raw outputs, so folding differences show directly */
     const char *ann = "input 1x8x8\nstatic: conv 4 k=3 p=1; bn\nrelu\nmaxpool 2\n"
                       "conv 5 k=3 p=1\nbn\nrelu\nflatten\nlinear 3\n";
-    float a[18], b[18];
+    float a[24], b[24];
     double la, lb, ra[8], rb[8];
     run_levers(ann, all, a, &la, ra);
     run_levers(ann, 0, b, &lb, rb);
     assert_true(la == lb); /* training does not fold */
-    for (int i = 0; i < 18; i++)
+    for (int i = 0; i < 24; i++)
         if (fabsf(a[i] - b[i]) > 1e-4f * (1.0f + fabsf(a[i])))
             fail_msg("bnfold: output %d is %g, unfolded %g", i, b[i], a[i]);
     /* an SNN with neuron + max-pool pairs after both conv blocks */
@@ -606,7 +606,7 @@ static void test_levers_agree(void **state)
     assert_true(fabs(la - lb) <= 0.02 * la + 1e-6);
     for (int k = 0; k < 4; k++)
         if (fabs(ra[k] - rb[k]) > 0.02) fail_msg("rate %d: %g with every lever, %g without", k, rb[k], ra[k]);
-    for (int i = 0; i < 18; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
+    for (int i = 0; i < 24; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
     /* the temporal lever alone: its conv (the one after the static block) */
     csnn_model *m;
     CHECK_OK(csnn_model_create_from_spec(ctx, tiny_snn, 31, &m));
@@ -619,7 +619,7 @@ static void test_levers_agree(void **state)
     assert_true(fabs(la - lb) <= 0.02 * la + 1e-6);
     for (int k = 0; k < 4; k++)
         if (fabs(ra[k] - rb[k]) > 0.02) fail_msg("rate %d: %g with temporal, %g without", k, rb[k], ra[k]);
-    for (int i = 0; i < 18; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
+    for (int i = 0; i < 24; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
 }
 
 /* Inference without a trainer reads packed weights in its spike-fed linear

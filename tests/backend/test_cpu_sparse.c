@@ -323,14 +323,29 @@ static void test_conv_temporal(void **state)
     (void)state;
     void *dev = tb_open(2), *d1 = tb_open(1), *d3 = tb_open(3);
     /*                  n c_in  h   w c_out kh kw sh sw ph pw bias  steps */
-    check_temporal(dev, conv_desc(8, 6, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1), 4, 1);
-    check_temporal(dev, conv_desc(6, 3, 8, 8, 17, 3, 3, 2, 2, 1, 1, 0), 3, 2); /* stride 2 */
-    check_temporal(dev, conv_desc(4, 70, 5, 5, 20, 1, 1, 1, 1, 0, 0, 1), 2, 3); /* 1x1, 2 blocks */
+    check_temporal(dev, conv_desc(32, 6, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1), 4, 1);
+    check_temporal(dev, conv_desc(24, 3, 8, 8, 17, 3, 3, 2, 2, 1, 1, 0), 3, 2); /* stride 2 */
+    check_temporal(dev, conv_desc(16, 70, 5, 5, 20, 1, 1, 1, 1, 0, 0, 1), 2, 3); /* 1x1, 2 blocks */
     check_temporal(dev, conv_desc(3, 9, 6, 6, 33, 3, 3, 1, 1, 1, 1, 1), 1, 4);  /* one step */
     check_temporal(dev, conv_desc(26, 8, 6, 6, 24, 3, 3, 1, 1, 1, 1, 1), 2, 5); /* 13 samples */
+    check_temporal(dev, conv_desc(12, 8, 6, 6, 24, 3, 3, 1, 1, 1, 1, 1), 4, 6); /* 3 samples */
+
+    /* fewer than 8 samples: image by image, as the per-image entries */
+    {
+        csnn_conv2d_desc d = conv_desc(12, 8, 6, 6, 24, 3, 3, 1, 1, 1, 1, 1);
+        void *ws = conv_workspace(dev, &d);
+        conv_data c = conv_data_make(d, 0.0, 1.0f, 8);
+        spike_trains(&c, 4, 0.5, 0.2, 1.0f, 8);
+        conv_out a = conv_run_temporal(dev, &c, 4, ws), b = conv_run(dev, &c, 1, ws);
+        TB_SAME(a.y, b.y, c.ny);
+        TB_SAME(a.dw, b.dw, c.nw);
+        conv_out_free(&a), conv_out_free(&b);
+        conv_data_free(&c);
+        OPS->free(dev, ws);
+    }
 
     /* 1 and 3 threads: bit for bit */
-    csnn_conv2d_desc d = conv_desc(28, 24, 10, 10, 40, 3, 3, 1, 1, 1, 1, 1);
+    csnn_conv2d_desc d = conv_desc(36, 24, 10, 10, 40, 3, 3, 1, 1, 1, 1, 1);
     void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
     conv_data c = conv_data_make(d, 0.0, 1.0f, 7);
     spike_trains(&c, 4, 0.5, 0.25, 1.0f, 7);
@@ -357,8 +372,8 @@ static void test_conv_temporal(void **state)
     free(y), free(yd);
 
     /* argument errors */
-    TB_ERROR(OPS->conv2d_forward_temporal(d1, &d, 3, c.x, c.w, c.b, c.x, ws1),
-             CSNN_ERR_INVALID_ARGUMENT, "28 images are not 3 time steps");
+    TB_ERROR(OPS->conv2d_forward_temporal(d1, &d, 5, c.x, c.w, c.b, c.x, ws1),
+             CSNN_ERR_INVALID_ARGUMENT, "36 images are not 5 time steps");
     TB_ERROR(OPS->conv2d_backward_temporal(d1, &d, 0, c.x, c.w, c.dy, NULL, c.w, c.b, ws1),
              CSNN_ERR_INVALID_ARGUMENT, "not 0 time steps");
     conv_data_free(&c);

@@ -759,8 +759,9 @@ csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *
  * of the difference x[t] - x[t-1]; for the weight gradient, summation by
  * parts gives sum_t dy[t] x[t] = sum_t D[t] (x[t] - x[t-1]) with the suffix
  * sums D[t] = dy[t] + ... + dy[T-1] (x[-1] = 0). Each step takes the
- * difference when it has fewer non-zeros than x[t] (and both are finite),
- * else restarts from x[t] (sparse or dense as the per-image entries decide):
+ * difference when it has at most 3/4 of the non-zeros of x[t] (and both
+ * steps are finite), else restarts from x[t] (sparse or dense as the
+ * per-image entries decide):
  * the forward keeps acc from step to step, the weight gradient runs from the
  * last step down with D of the current run of differences. Sequences are
  * whole in one lane, the lanes depend on the descriptor and the steps only,
@@ -769,6 +770,12 @@ csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *
  * are grouped differently). csnn__cpu_temporal_mode: 0 choose, 1 take every
  * usable difference, 2 never (tests and benchmarks). */
 int csnn__cpu_temporal_mode;
+
+/* A sequence runs in one lane: with fewer sequences than this the entries
+ * go image by image (the per-image entries), which spreads the steps of a
+ * few samples over the threads. The choice depends on the descriptor and
+ * the steps only. */
+#define TEMPORAL_MIN_SEQS 8
 
 static int64_t seq_first(const sp_job *j, int64_t lane)
 {
@@ -787,7 +794,9 @@ static int64_t temporal_scan(const sp_job *j, const float *xi, int want, int64_t
         return -1;
     }
     const int64_t changed = step_difference(xi, xi - j->seqs * n, n, delta, nonzero, other);
-    if (changed < 0 || (csnn__cpu_temporal_mode == 0 && changed >= *nonzero)) return -1;
+    /* a difference costs a little more per non-zero (values +-1 are
+     * multiplied, not added, and it is formed first): it must save 1/4 */
+    if (changed < 0 || (csnn__cpu_temporal_mode == 0 && 4 * changed >= 3 * *nonzero)) return -1;
     return changed;
 }
 
@@ -840,7 +849,7 @@ csnn_status csnn__cpu_conv2d_forward_temporal(void *dev, const csnn_conv2d_desc 
     static const char op[] = "conv2d_forward_temporal";
     const cpu_device *dv = dev;
     CSNN_TRY(temporal_check(op, d, steps));
-    if (steps == 1 || d->n == 0 || !sp_possible(d))
+    if (steps == 1 || d->n / steps < TEMPORAL_MIN_SEQS || !sp_possible(d))
         return csnn__cpu_conv2d_forward_sparse(dev, d, x, w, b, y, workspace);
     CPU_NOT_NULL(op, x);
     CPU_NOT_NULL(op, w);
@@ -918,7 +927,7 @@ csnn_status csnn__cpu_conv2d_backward_temporal(void *dev, const csnn_conv2d_desc
     static const char op[] = "conv2d_backward_temporal";
     const cpu_device *dv = dev;
     CSNN_TRY(temporal_check(op, d, steps));
-    if (steps == 1 || d->n == 0 || !sp_possible(d))
+    if (steps == 1 || d->n / steps < TEMPORAL_MIN_SEQS || !sp_possible(d))
         return csnn__cpu_conv2d_backward_sparse(dev, d, x, w, dy, dx, dw, db, workspace);
     CPU_NOT_NULL(op, dw);
     if (d->has_bias) CPU_NOT_NULL(op, db);
