@@ -96,7 +96,7 @@ CPU_INLINE void neuron_fire(const neuron_job *j, const float *h, float *s, float
  *   gS = gs + gv dV/dS   (dV/dS: hard v_reset - H, soft -v_th, 0 if detached)
  *   gH = surrogate(gS, x) + gv dV/dH   (dV/dH: hard 1 - S, soft 1) */
 CPU_INLINE void neuron_bwd_step(const neuron_job *j, int len, const float *h, const float *gs,
-                                   float *gv, float *gx, const int sigmoid)
+                                   float *gv, float *gx, const int sigmoid, const int plain_if)
 {
     const float vth = j->vth, vr = j->vr, hard = j->hard_f, keep = j->keep_f;
     const float tau = j->tau_b, k = j->k_leak, decay = j->decay_f;
@@ -114,20 +114,36 @@ CPU_INLINE void neuron_bwd_step(const neuron_job *j, int len, const float *h, co
             sg = 1.0f / (1.0f + t * t) * c1 * gS;
         }
         const float gH = sg + g * (1.0f - hard * S);
+        if (plain_if) { /* IF: dX = dV = gH, as autograd has it for H = V + X */
+            gx[i] = gH;
+            gv[i] = gH;
+            continue;
+        }
         const float q = gH / tau;
         gx[i] = decay * q + (1.0f - decay) * gH;
         gv[i] = cgh * gH - cq * q + ck * (gH * k);
     }
 }
 
-/* neuron_bwd_step with the surrogate chosen at run time (two loops). */
+/* neuron_bwd_step with the surrogate and the neuron chosen at run time
+ * (four loops). For IF the general expressions reduce to dX = dV = gH for
+ * finite values (0 * q, + 0 and * 1 change nothing), which the IF loop
+ * writes directly: no division by tau = 1. */
 CPU_INLINE void neuron_bwd(const neuron_job *j, int len, const float *h, const float *gs,
                               float *gv, float *gx)
 {
-    if (j->sigmoid)
-        neuron_bwd_step(j, len, h, gs, gv, gx, 1);
-    else
-        neuron_bwd_step(j, len, h, gs, gv, gx, 0);
+    const int plain_if = j->charge == CHARGE_IF;
+    if (j->sigmoid) {
+        if (plain_if)
+            neuron_bwd_step(j, len, h, gs, gv, gx, 1, 1);
+        else
+            neuron_bwd_step(j, len, h, gs, gv, gx, 1, 0);
+    } else {
+        if (plain_if)
+            neuron_bwd_step(j, len, h, gs, gv, gx, 0, 1);
+        else
+            neuron_bwd_step(j, len, h, gs, gv, gx, 0, 0);
+    }
 }
 
 #endif /* CSNN_CPU_NEURON_H */
