@@ -122,8 +122,15 @@ CPU_INLINE void plane_forward(const npool_job *np, int64_t p, float *v, float *h
         const int64_t off = (int64_t)t * np->m + p * plane;
         const float *xt = np->x + (j->shared ? p * plane : off);
         float *ht = np->h_out ? np->h_out + off : hbuf + (size_t)t * hbuf_step;
+        /* the next plane's input, while this one computes (the input is
+         * read once, from memory: the hardware prefetcher stops at pages) */
+        const float *next = NULL;
+        if (j->shared ? t == 0 && p + 1 < np->planes_per_step : t + 1 < np->steps)
+            next = xt + (j->shared ? plane : np->m);
         for (int64_t b = 0; b < plane; b += NEURON_BLOCK) {
             const int len = (int)(plane - b < NEURON_BLOCK ? plane - b : NEURON_BLOCK);
+            if (next)
+                for (int k = 0; k < len; k += 16) __builtin_prefetch(next + b + k, 0, 3);
             neuron_charge(j, v + b, xt + b, ht + b, len);
             neuron_fire(j, ht + b, s + b, v + b, len);
         }
