@@ -101,12 +101,14 @@ CPU_INLINE void pool_spikes_2x2(const csnn_pool_desc *d, const float *s, float *
             }
             if (!argmax) continue;
             uint8_t *restrict ar = argmax + (int64_t)oh * wo + ow0;
+            int32_t k[ROW_CHUNK]; /* (a float -> byte conversion in one loop stays scalar) */
             for (int i = 0; i < n; i++) {
                 const float k3 = 3.0f * q[3][i];
                 const float k2 = 2.0f * q[2][i] + (1.0f - q[2][i]) * k3;
                 const float k1 = q[1][i] + (1.0f - q[1][i]) * k2;
-                ar[i] = (uint8_t)(int32_t)((1.0f - q[0][i]) * k1);
+                k[i] = (int32_t)((1.0f - q[0][i]) * k1);
             }
+            for (int i = 0; i < n; i++) ar[i] = (uint8_t)k[i];
         }
 }
 
