@@ -10,6 +10,7 @@
  * at the best one), 1 vs 3 threads, descriptor errors. */
 #include "backend_test.h"
 #include "../../lib/backend/cpu/cpu_internal.h"
+#include "../../lib/backend/cpu/cpu_pool.h"
 
 typedef struct {
     int kind, hard, detach, decay, surrogate, shared, t;
@@ -53,6 +54,10 @@ static void check_one(void *dev, const ncfg *c, const pcfg *p, uint64_t seed)
     for (size_t i = 0; i < nx; i++)
         if (tb_uniform(&r) < 0.75) x[i] = (float)tb_range(&r, -1.0, 0.0);
     float *dy = tb_rand_floats(&r, ny, -1, 1);
+    /* the pooling backward must route these as the composition does */
+    dy[0] = -0.0f;
+    dy[ny / 2] = INFINITY;
+    dy[ny - 1] = -INFINITY;
     float *s = tb_floats(n), *h = tb_floats(n), *y = tb_floats(ny), *gs = tb_floats(n);
     float *dx = tb_floats(nx), *y2 = tb_floats(ny), *h2 = tb_floats(n), *dx2 = tb_floats(nx);
     uint8_t *am = malloc(ny), *am2 = malloc(ny);
@@ -142,6 +147,35 @@ static const pcfg pools[] = {
     {1, 1, 11, 5, 3, 4},   /* stride > k: rows and columns between windows */
     {2, 2, 20, 30, 2, 2},  /* planes larger than a block of neurons */
 };
+
+/* The 2 x 2 routing of the fused backward against the general one, on
+ * planes of even and odd sizes, with -0, infinities and NaN in dy. */
+static void test_pool_2x2_backward(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{6, 6}, {7, 9}, {24, 24}, {2, 3}, {48, 48}, {5, 17}};
+    tb_rng r = tb_seed(3);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        csnn_pool_desc d = {.planes = 1, .h_in = sizes[k][0], .w_in = sizes[k][1],
+                            .h_out = sizes[k][0] / 2, .w_out = sizes[k][1] / 2, .k = 2,
+                            .stride = 2};
+        const size_t nin = (size_t)d.h_in * d.w_in, nout = (size_t)d.h_out * d.w_out;
+        float *dy = tb_rand_floats(&r, nout, -2, 2), *a = tb_floats(nin), *b = tb_floats(nin);
+        uint8_t *am = malloc(nout);
+        assert_non_null(am);
+        for (size_t i = 0; i < nout; i++) am[i] = (uint8_t)(tb_uniform(&r) * 4.0);
+        /* -0 in every window position, then the non-finite values */
+        for (size_t i = 0; i < nout && i < 4; i++) dy[i] = -0.0f, am[i] = (uint8_t)i;
+        if (nout > 6) dy[4] = INFINITY, dy[5] = -INFINITY, dy[6] = NAN;
+        memset(a, 0, nin * sizeof(float));
+        pool_plane_backward(&d, dy, am, a);
+        tb_fill(b, nin, 5.0f);
+        if (d.h_in % 2 || d.w_in % 2) memset(b, 0, nin * sizeof(float));
+        pool_2x2_backward(&d, dy, am, b);
+        TB_SAME(a, b, nin);
+        free(dy), free(a), free(b), free(am);
+    }
+}
 
 static void test_configs(void **state)
 {
@@ -244,6 +278,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configs),
+        cmocka_unit_test(test_pool_2x2_backward),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_errors),
     };

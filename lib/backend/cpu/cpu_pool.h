@@ -76,4 +76,39 @@ CPU_INLINE void pool_plane_backward(const csnn_pool_desc *d, const float *dy,
         }
 }
 
+/* pool_plane_backward for 2 x 2 windows with stride 2 (which do not
+ * overlap): every input a window covers is written, 0 + dy where it is the
+ * window's argmax and 0 + 0 elsewhere - the bits the zeroed dx += dy of
+ * pool_plane_backward gives, -0 included - with loops that vectorise. The
+ * inputs no window covers (an odd last row or column) are left to the
+ * caller (zeroed). */
+CPU_INLINE void pool_2x2_backward(const csnn_pool_desc *d, const float *dy,
+                                  const uint8_t *argmax, float *dx)
+{
+    const int wi = d->w_in, wo = d->w_out;
+    for (int oh = 0; oh < d->h_out; oh++) {
+        const float *restrict g = dy + (int64_t)oh * wo;
+        const uint8_t *restrict a = argmax + (int64_t)oh * wo;
+        float *restrict r0 = dx + (int64_t)2 * oh * wi, *restrict r1 = r0 + wi;
+        for (int ow = 0; ow < wo; ow++) {
+            /* v or +0 by masking its bits (no branch, no multiply: 0 * inf
+             * would be NaN), then 0 + that */
+            uint32_t u;
+            memcpy(&u, &g[ow], sizeof u);
+            const uint32_t am = a[ow];
+            const uint32_t b0 = u & -(uint32_t)(am == 0), b1 = u & -(uint32_t)(am == 1);
+            const uint32_t b2 = u & -(uint32_t)(am == 2), b3 = u & -(uint32_t)(am == 3);
+            float f0, f1, f2, f3;
+            memcpy(&f0, &b0, sizeof f0);
+            memcpy(&f1, &b1, sizeof f1);
+            memcpy(&f2, &b2, sizeof f2);
+            memcpy(&f3, &b3, sizeof f3);
+            r0[2 * ow] = 0.0f + f0;
+            r0[2 * ow + 1] = 0.0f + f1;
+            r1[2 * ow] = 0.0f + f2;
+            r1[2 * ow + 1] = 0.0f + f3;
+        }
+    }
+}
+
 #endif /* CSNN_CPU_POOL_H */
