@@ -135,6 +135,15 @@ static void check_bias(void *dev, int outer, int channels, int inner, uint64_t s
     tb_fill(db, (size_t)channels, NAN);
     assert_int_equal(OPS->bias_grad(dev, y, db, outer, channels, inner), CSNN_OK);
     TB_CLOSE(db, dbref, (size_t)channels, 1e-6, 1e-6);
+    /* every instruction-set variant: the same bits */
+    float *db2 = tb_floats((size_t)channels);
+    for (int isa = CPU_ISA_BASE; isa < CPU_ISA_AVX512; isa++) {
+        csnn__cpu_isa_cap = isa;
+        assert_int_equal(OPS->bias_grad(dev, y, db2, outer, channels, inner), CSNN_OK);
+        csnn__cpu_isa_cap = CPU_ISA_AVX512;
+        TB_SAME(db, db2, (size_t)channels);
+    }
+    free(db2);
     assert_int_equal(OPS->bias_add(dev, y, b, outer, channels, inner), CSNN_OK);
     TB_CLOSE(y, ref, n, 1e-7, 0);
     free(y), free(b), free(ref), free(dbref), free(db);

@@ -150,12 +150,34 @@ typedef struct {
     int64_t outer, channels, inner;
 } channel_sum_job;
 
-/* Channels [c0, c1) in blocks of SUM_CHANNEL_BLOCK; every channel is summed
- * over o then i in order, whatever the blocking. */
-static void channel_sum_range(void *arg, int64_t c0, int64_t c1, int worker)
+#define SUM_LANES 16
+
+/* Channels [c0, c1). With inner >= SUM_LANES each channel is summed in
+ * SUM_LANES double lanes (lane k: the values at k, k + SUM_LANES, ... of
+ * every row; the row's tail from lane 0; the lanes added pairwise at the
+ * end), so that the adds are independent; else in blocks of
+ * SUM_CHANNEL_BLOCK channels, each summed over o then i in order. Either
+ * way the order depends on the shape only. */
+CPU_INLINE void channel_sum_body(void *arg, int64_t c0, int64_t c1, int worker)
 {
     (void)worker;
     const channel_sum_job *j = arg;
+    if (j->inner >= SUM_LANES) {
+        const int64_t inner = j->inner, main = inner - inner % SUM_LANES;
+        for (int64_t c = c0; c < c1; c++) {
+            double a[SUM_LANES] = {0};
+            for (int64_t o = 0; o < j->outer; o++) {
+                const float *row = j->dy + (o * j->channels + c) * inner;
+                for (int64_t i = 0; i < main; i += SUM_LANES)
+                    for (int k = 0; k < SUM_LANES; k++) a[k] += (double)row[i + k];
+                for (int64_t i = main, k = 0; i < inner; i++, k++) a[k] += (double)row[i];
+            }
+            for (int w = SUM_LANES / 2; w >= 1; w /= 2)
+                for (int k = 0; k < w; k++) a[k] += a[k + w];
+            j->db[c] = (float)a[0];
+        }
+        return;
+    }
     for (int64_t cb = c0; cb < c1; cb += SUM_CHANNEL_BLOCK) {
         int64_t nc = c1 - cb < SUM_CHANNEL_BLOCK ? c1 - cb : SUM_CHANNEL_BLOCK;
         double acc[SUM_CHANNEL_BLOCK] = {0};
@@ -170,12 +192,14 @@ static void channel_sum_range(void *arg, int64_t c0, int64_t c1, int worker)
     }
 }
 
+CPU_RANGE_VARIANTS(channel_sum_range, channel_sum_body)
+
 void csnn__cpu_channel_sum(const cpu_device *d, const float *dy, float *db, int64_t outer,
                            int64_t channels, int64_t inner)
 {
     channel_sum_job j = {dy, db, outer, channels, inner};
     int64_t per_channel = outer * inner > 0 ? outer * inner : 1;
-    csnn__cpu_parallel_for(d, channels, 1 + (1 << 15) / per_channel, channel_sum_range, &j);
+    csnn__cpu_parallel_for(d, channels, 1 + (1 << 15) / per_channel, channel_sum_range(), &j);
 }
 
 csnn_status csnn__cpu_bias_grad(void *dev, const float *dy, float *db, int64_t outer,

@@ -116,7 +116,8 @@ static inline int csnn__cpu_workers(const cpu_device *d)
     return d && d->n_threads > 1 ? d->n_threads : 1;
 }
 
-/** db[c] = sum over o, i of dy[o, c, i], accumulated in double, parallel
+/** db[c] = sum over o, i of dy[o, c, i], accumulated in double (in 16
+ *  lanes when inner >= 16; the order depends on the shape only), parallel
  *  over channels (cpu_gemm.c). */
 void csnn__cpu_channel_sum(const cpu_device *d, const float *dy, float *db, int64_t outer,
                            int64_t channels, int64_t inner);
