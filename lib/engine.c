@@ -433,6 +433,22 @@ static void refresh_packs(csnn_model *m)
         if (st_ != CSNN_OK) return csnn__error_prefix(st_, "layer %s", (l)->s.name);               \
     } while (0)
 
+/* csnn_model_set_layer_timing: waits for the device, then books the time
+ * since t0 to layer l. */
+static csnn_status layer_timed(csnn_model *m, layer *l, double t0, bool backward)
+{
+    if (m->ops->synchronize) OPS_TRY(m->ops->synchronize(m->dev), l);
+    const double dt = csnn__now() - t0;
+    if (backward) {
+        l->time_bwd += dt;
+        l->calls_bwd++;
+    } else {
+        l->time_fwd += dt;
+        l->calls_fwd++;
+    }
+    return CSNN_OK;
+}
+
 /* Adds the spikes of `count` elements of s to *sum as a per-image rate. */
 static csnn_status add_rate(csnn_model *m, const layer *l, const float *s, int64_t count,
                             double *sum)
@@ -487,6 +503,7 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
     int rate_index = 0;
     for (int i = 0; i < m->n_layers; i++) {
         layer *l = &m->layers[i];
+        const double t0 = m->layer_timing ? csnn__now() : 0.0;
         int64_t rows = csnn__model_layer_rows(m, i, n);
         if (i == m->n_static && m->repeat_owned)
             OPS_TRY(o->time_repeat(dev, T, (int64_t)n * l->in_numel, csnn__static_output(m),
@@ -584,6 +601,7 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
             }
             break;
         }
+        if (m->layer_timing) CSNN_TRY(layer_timed(m, l, t0, false));
     }
     /* the output: mean over T of the last layer (firing rates for spikes) */
     const layer *last = &m->layers[m->n_layers - 1];
@@ -617,6 +635,7 @@ csnn_status csnn__model_backward(csnn_model *m, int32_t n)
 
     for (int i = m->n_layers - 1; i >= m->first_param_layer; i--) {
         layer *l = &m->layers[i];
+        const double t0 = m->layer_timing ? csnn__now() : 0.0;
         if (l->s.type == LAYER_MAXPOOL && i > 0 && m->layers[i - 1].fused) {
             i--; /* the fused neuron and this max-pool, backward in one pass */
             l = &m->layers[i];
@@ -707,6 +726,7 @@ csnn_status csnn__model_backward(csnn_model *m, int32_t n)
             cur = 1 - cur;
             g = m->gbuf[cur];
         }
+        if (m->layer_timing) CSNN_TRY(layer_timed(m, l, t0, true));
     }
     return CSNN_OK;
 }

@@ -680,6 +680,49 @@ static void ob_printf(out_buf *b, const char *fmt, ...)
     if (n > 0) b->len += (size_t)n;
 }
 
+void csnn_layer_time_init(csnn_layer_time *t)
+{
+    if (!t) return;
+    memset(t, 0, sizeof *t);
+    t->size = sizeof *t;
+}
+
+csnn_status csnn_model_set_layer_timing(csnn_model *m, int enable)
+{
+    CSNN_ARG_NOT_NULL(m);
+    m->layer_timing = enable != 0;
+    if (enable)
+        for (int i = 0; i < m->n_layers; i++) {
+            layer *l = &m->layers[i];
+            l->time_fwd = l->time_bwd = 0.0;
+            l->calls_fwd = l->calls_bwd = 0;
+        }
+    return CSNN_OK;
+}
+
+csnn_status csnn_model_layer_time(const csnn_model *m, int32_t index, csnn_layer_time *out)
+{
+    CSNN_ARG_NOT_NULL(m);
+    CSNN_ARG_NOT_NULL(out);
+    CSNN_TRY(csnn__check_struct(out, offsetof(csnn_layer_time, backward_calls) + sizeof(int64_t),
+                                sizeof *out, "csnn_layer_time"));
+    if (index < 0 || index >= m->n_layers)
+        return csnn__error(CSNN_ERR_INVALID_ARGUMENT,
+                           "csnn_model_layer_time: layer %d of a model with %d layers", index,
+                           m->n_layers);
+    const layer *l = &m->layers[index];
+    csnn_layer_time v;
+    memset(&v, 0, sizeof v);
+    v.name = l->s.name;
+    v.kind = csnn__layer_keyword(&l->s);
+    v.forward_s = l->time_fwd;
+    v.backward_s = l->time_bwd;
+    v.forward_calls = l->calls_fwd;
+    v.backward_calls = l->calls_bwd;
+    csnn__copy_out(out, &v, sizeof v);
+    return CSNN_OK;
+}
+
 csnn_status csnn_model_summary(const csnn_model *m, int32_t batch, char *buf, size_t cap,
                                size_t *needed)
 {

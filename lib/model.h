@@ -122,6 +122,10 @@ typedef struct layer {
     bool packs;            /* linear, sparse_in: inference without a trainer uses
                               the backend's packed weights */
     float *pack_w;         /* those packed weights (device), or NULL */
+    /* csnn_model_set_layer_timing: seconds and calls of this layer's passes
+     * (a fused or folded pair counts under its first layer) */
+    double time_fwd, time_bwd;
+    int64_t calls_fwd, calls_bwd;
 } layer;
 
 /* Levers of the execution plan that can be switched off (CSNN_DISABLE, a
@@ -164,6 +168,7 @@ struct csnn_model {
     size_t workspace_bytes;
     bool has_grads;
     bool trainer_attached;
+    bool layer_timing;       /* csnn_model_set_layer_timing */
     unsigned disabled;       /* CSNN__NO_* */
     uint64_t param_version;  /* bumped whenever parameters or BN statistics change */
     uint64_t folded_version; /* the param_version the folded weights come from */

@@ -622,6 +622,72 @@ static void test_levers_agree(void **state)
     for (int i = 0; i < 24; i++) assert_true(fabsf(a[i] - b[i]) <= 1.0f / 3.0f + 1e-6f);
 }
 
+/* Per-layer timing: counters start at zero when switched on, count each
+ * pass of each layer that runs (a fused max-pool books nothing, its neuron
+ * layer everything), stop when switched off; times are >= 0 and together
+ * within the wall-clock time of the calls. */
+static void test_layer_timing(void **state)
+{
+    (void)state;
+    csnn_model *m;
+    csnn_trainer *t;
+    CHECK_OK(csnn_model_create_from_spec(ctx, tiny_snn, 3, &m));
+    CHECK_OK(csnn_trainer_create(m, &t));
+    float x[8 * 64], out[24];
+    int32_t y[8];
+    random_batch(4, 8, 64, 3, x, y);
+    csnn_step_result r;
+    csnn_step_result_init(&r);
+    CHECK_OK(csnn_trainer_step(t, x, y, 8, &r)); /* before: not counted */
+    CHECK_OK(csnn_model_set_layer_timing(m, 1));
+    const double t0 = csnn__now();
+    for (int k = 0; k < 2; k++) CHECK_OK(csnn_trainer_step(t, x, y, 8, &r));
+    CHECK_OK(csnn_model_predict(m, x, 8, out, 24, NULL));
+    const double wall = csnn__now() - t0;
+    CHECK_OK(csnn_model_set_layer_timing(m, 0));
+    CHECK_OK(csnn_model_predict(m, x, 8, out, 24, NULL)); /* after: not counted */
+    csnn_model_info mi;
+    csnn_model_info_init(&mi);
+    CHECK_OK(csnn_model_get_info(m, &mi));
+    double total = 0;
+    for (int32_t i = 0; i < mi.num_layers; i++) {
+        csnn_layer_time lt;
+        csnn_layer_time_init(&lt);
+        CHECK_OK(csnn_model_layer_time(m, i, &lt));
+        const layer *l = &m->layers[i];
+        assert_string_equal(lt.name, l->s.name);
+        const bool pooled = l->s.type == LAYER_MAXPOOL && m->layers[i - 1].fused;
+        const bool folded = l->s.type == LAYER_BN && m->layers[i - 1].folds_bn;
+        /* every layer runs forward 3 times (2 steps, 1 prediction; a BN
+         * folded into its conv in the prediction only twice), backward
+         * twice from the first layer with parameters on */
+        assert_int_equal(lt.forward_calls, pooled ? 0 : folded ? 2 : 3);
+        assert_int_equal(lt.backward_calls, pooled || i < m->first_param_layer ? 0 : 2);
+        assert_true(lt.forward_s >= 0 && lt.backward_s >= 0);
+        if (lt.forward_calls) assert_true(lt.forward_s > 0);
+        total += lt.forward_s + lt.backward_s;
+    }
+    assert_true(total > 0 && total <= wall);
+    assert_string_equal(m->layers[0].s.name, "conv1");
+    csnn_layer_time lt;
+    csnn_layer_time_init(&lt);
+    CHECK_OK(csnn_model_layer_time(m, 0, &lt));
+    assert_string_equal(lt.kind, "conv");
+    /* switching on again restarts the counters */
+    CHECK_OK(csnn_model_set_layer_timing(m, 1));
+    CHECK_OK(csnn_model_layer_time(m, 0, &lt));
+    assert_true(lt.forward_calls == 0 && lt.forward_s == 0.0);
+    CHECK_OK(csnn_model_set_layer_timing(m, 0));
+    CHECK_STATUS(csnn_model_layer_time(m, mi.num_layers, &lt), CSNN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(csnn_model_layer_time(m, -1, &lt), CSNN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(csnn_model_layer_time(m, 0, NULL), CSNN_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(csnn_model_set_layer_timing(NULL, 1), CSNN_ERR_INVALID_ARGUMENT);
+    lt.size = 8;
+    CHECK_STATUS(csnn_model_layer_time(m, 0, &lt), CSNN_ERR_ABI_STRUCT_SIZE);
+    csnn_trainer_destroy(t);
+    csnn_model_destroy(m);
+}
+
 /* Inference without a trainer reads packed weights in its spike-fed linear
  * layers: the same outputs, bit for bit, as the tile-by-tile path, also
  * after the weights change (the packs follow the parameters). */
@@ -703,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_numeric_faults),
         cmocka_unit_test(test_engine_gradients),
         cmocka_unit_test(test_levers_agree),
+        cmocka_unit_test(test_layer_timing),
         cmocka_unit_test(test_packed_weights),
     };
     return cmocka_run_group_tests_name("model", tests, setup, teardown);

@@ -38,6 +38,7 @@
 #include "tool.h"
 
 #define BENCH_BUFFERS 4 /* distinct input batches, cycled, as the anchor does */
+#define LNAME 80        /* bytes kept of a layer's name or kind (--layers) */
 
 #define SGEMM_SPEC "input 1x64x32\nsteps 16\nflatten\nlinear 4096 bias=0\n"
 #define SGEMM_BATCH 16 /* images; x 16 steps = 256 rows */
@@ -93,10 +94,12 @@ static bool layer_is_static(const char *spec, const char *name)
     return false;
 }
 
-/* Dense forward MACs per image (see the top of the file); 0 when they
- * cannot be counted (a model whose input is not one channel: datasets are
- * grayscale). */
-static int forward_macs(const char *cmd, csnn_context *ctx, csnn_model *model, double *macs)
+/* Dense forward MACs per image (see the top of the file), and per layer
+ * into layer_macs (num_layers entries, zeroed by the caller; may be NULL);
+ * 0 when they cannot be counted (a model whose input is not one channel:
+ * datasets are grayscale). */
+static int forward_macs(const char *cmd, csnn_context *ctx, csnn_model *model, double *macs,
+                        double *layer_macs)
 {
     *macs = 0;
     csnn_model_info mi;
@@ -126,7 +129,9 @@ static int forward_macs(const char *cmd, csnn_context *ctx, csnn_model *model, d
         csnn_layer_profile_init(&lp);
         if ((st = csnn_profile_layer(prof, i, &lp)) != CSNN_OK) break;
         if (lp.ann_macs <= 0) continue;
-        *macs += lp.ann_macs * (layer_is_static(spec, lp.name) ? 1 : mi.time_steps);
+        const double m = lp.ann_macs * (layer_is_static(spec, lp.name) ? 1 : mi.time_steps);
+        *macs += m;
+        if (layer_macs && i < mi.num_layers) layer_macs[i] = m;
     }
     if (st != CSNN_OK) rc = lib_error(cmd, st, "counting the model's operations");
     csnn_profile_destroy(prof);
@@ -225,7 +230,7 @@ int cmd_bench(int argc, char **argv)
     const char *preset = NULL, *spec = NULL, *mode = NULL, *device = NULL, *inputs = "random";
     long long batch = 0, iters = 10, warmup = 3, threads = 0, time_steps = 0;
     uint64_t seed = 0;
-    bool json = false, no_sgemm = false;
+    bool json = false, no_sgemm = false, layers = false;
     opt opts[] = {
         OPT_S("preset", &preset, "NAME", "a built-in model: fer-csnn or fer-cnn"),
         OPT_S("spec", &spec, "FILE", "a model spec file"),
@@ -243,12 +248,15 @@ int cmd_bench(int argc, char **argv)
                  0, 65536),
         OPT_S("device", &device, "DEV", "cpu (default), cuda, cuda:N or auto"),
         OPT_F("no-sgemm", &no_sgemm, "skip measuring the library's sgemm rate"),
+        OPT_F("layers", &layers,
+              "per-layer times over the timed steps (csnn_model_set_layer_timing) and the\n"
+              "conv and linear layers' own dense-equivalent rate"),
         OPT_F("json", &json, "one JSON object on stdout"),
     };
     command cmd = {
         .name = "bench",
         .synopsis = "(--preset NAME | --spec FILE) --mode train|infer --batch N [--iters N]\n"
-                    "       [--warmup N] [--threads N] [--device DEV] [--json]",
+                    "       [--warmup N] [--threads N] [--device DEV] [--layers] [--json]",
         .about =
             "Measures training steps or inference of a randomly initialised model: samples/s,\n"
             "ms per step (median and minimum over the timed steps), the process's peak\n"
@@ -267,7 +275,12 @@ int cmd_bench(int argc, char **argv)
             "--json prints {preset or spec, mode, batch, iters, warmup, threads, device,\n"
             "description, time_steps, params, inputs, disabled, samples_per_s, ms_per_step,\n"
             "ms_min, step_ms: [...], peak_rss_mb, gflop_per_step, gflops, sgemm_gflops,\n"
-            "sgemm_fraction, last_loss (train)}; unknown figures are null.",
+            "sgemm_fraction, last_loss (train)}; unknown figures are null. With --layers also\n"
+            "layers: [{name, kind, forward_ms, backward_ms, gflops}] (ms per step; gflops for\n"
+            "conv and linear layers), dense_layers_gflops and dense_layers_sgemm_fraction:\n"
+            "the conv and linear layers' dense-equivalent FLOPs over the time spent in them\n"
+            "(a layer fused with the next one includes its time; the first of them has no\n"
+            "input gradient to count).",
         .opts = opts,
         .n_opts = sizeof opts / sizeof opts[0],
     };
@@ -291,6 +304,9 @@ int cmd_bench(int argc, char **argv)
     csnn_context *ctx = NULL;
     csnn_model *model = NULL;
     csnn_trainer *tr = NULL;
+    double *lmacs = NULL;
+    csnn_layer_time *ltimes = NULL;
+    char *lnames = NULL; /* names and kinds of the layers, LNAME bytes each */
     float *images = NULL, *scores = NULL;
     int32_t *labels = NULL, *pred = NULL;
     double *times = malloc((size_t)iters * sizeof *times);
@@ -331,6 +347,10 @@ int cmd_bench(int argc, char **argv)
         const float *x = images + b * n * per;
         csnn_step_result res;
         csnn_step_result_init(&res);
+        if (layers && i == warmup && (st = csnn_model_set_layer_timing(model, 1)) != CSNN_OK) {
+            rc = lib_error(cmd.name, st, "layer timing");
+            goto done;
+        }
         double t0 = now_s();
         if (train)
             st = csnn_trainer_step(tr, x, labels + b * n, n, &res);
@@ -360,7 +380,27 @@ int cmd_bench(int argc, char **argv)
 
     /* the FLOP count and the sgemm probe, after the memory was read */
     double macs = 0, sgemm = NAN;
-    if ((rc = forward_macs(cmd.name, ctx, model, &macs)) != EXIT_OK) goto done;
+    lmacs = calloc((size_t)mi.num_layers, sizeof *lmacs);
+    ltimes = calloc((size_t)mi.num_layers, sizeof *ltimes);
+    lnames = calloc((size_t)mi.num_layers * 2, LNAME);
+    if (!lmacs || !ltimes || !lnames) {
+        rc = runtime_error(cmd.name, "out of memory");
+        goto done;
+    }
+    if ((rc = forward_macs(cmd.name, ctx, model, &macs, lmacs)) != EXIT_OK) goto done;
+    for (int32_t i = 0; layers && i < mi.num_layers; i++) {
+        csnn_layer_time_init(&ltimes[i]);
+        if ((st = csnn_model_layer_time(model, i, &ltimes[i])) != CSNN_OK) {
+            rc = lib_error(cmd.name, st, "layer timing");
+            goto done;
+        }
+        /* the names belong to the model, which goes before the sgemm probe */
+        snprintf(lnames + (size_t)i * LNAME, LNAME, "%s", ltimes[i].name);
+        snprintf(lnames + ((size_t)mi.num_layers + (size_t)i) * LNAME, LNAME, "%s",
+                 ltimes[i].kind);
+        ltimes[i].name = lnames + (size_t)i * LNAME;
+        ltimes[i].kind = lnames + ((size_t)mi.num_layers + (size_t)i) * LNAME;
+    }
     csnn_trainer_destroy(tr);
     tr = NULL;
     csnn_model_destroy(model);
@@ -369,6 +409,20 @@ int cmd_bench(int argc, char **argv)
     const double gflop = macs > 0 ? 2.0 * macs * (double)n * (train ? 3 : 1) * 1e-9 : NAN;
     const double gflops = gflop / med;
     const double sps = (double)n / med;
+    /* the conv and linear layers' own rate: dense-equivalent FLOPs (forward;
+     * x 3 in training, x 2 for the first, which has no input gradient) over
+     * their time */
+    double dense_flop = 0, dense_s = 0;
+    bool first_product = true;
+    for (int32_t i = 0; layers && i < mi.num_layers; i++) {
+        if (!(lmacs[i] > 0)) continue;
+        const double f = 2.0 * lmacs[i] * (double)n * (train ? (first_product ? 2 : 3) : 1);
+        first_product = false;
+        lmacs[i] = f; /* from here on: FLOPs per step */
+        dense_flop += f;
+        dense_s += (ltimes[i].forward_s + ltimes[i].backward_s) / (double)iters;
+    }
+    const double dense_gflops = dense_s > 0 ? dense_flop * 1e-9 / dense_s : NAN;
     const char *disabled = getenv("CSNN_DISABLE");
     const char *desc = csnn_context_device_description(ctx);
     const int nthreads = csnn_context_threads(ctx);
@@ -417,6 +471,28 @@ int cmd_bench(int argc, char **argv)
         json_number(stdout, gflops / sgemm);
         printf(", \"last_loss\": ");
         json_number(stdout, train ? last_loss : NAN);
+        if (layers) {
+            printf(", \"layers\": [");
+            for (int32_t i = 0; i < mi.num_layers; i++) {
+                const csnn_layer_time *lt = &ltimes[i];
+                printf("%s{\"name\": ", i ? ", " : "");
+                json_string(stdout, lt->name);
+                printf(", \"kind\": ");
+                json_string(stdout, lt->kind);
+                printf(", \"forward_ms\": ");
+                json_number(stdout, lt->forward_s / (double)iters * 1e3);
+                printf(", \"backward_ms\": ");
+                json_number(stdout, lt->backward_s / (double)iters * 1e3);
+                const double ls = (lt->forward_s + lt->backward_s) / (double)iters;
+                printf(", \"gflops\": ");
+                json_number(stdout, lmacs[i] > 0 && ls > 0 ? lmacs[i] * 1e-9 / ls : NAN);
+                printf("}");
+            }
+            printf("], \"dense_layers_gflops\": ");
+            json_number(stdout, dense_gflops);
+            printf(", \"dense_layers_sgemm_fraction\": ");
+            json_number(stdout, dense_gflops / sgemm);
+        }
         printf("}\n");
     } else {
         printf("model:       %s (T = %d, %lld parameters)%s%s\n", preset ? preset : spec,
@@ -438,11 +514,35 @@ int cmd_bench(int argc, char **argv)
         if (isfinite(sgemm) && isfinite(gflop))
             printf("             the model runs at %.1f %% of it\n", 100.0 * gflops / sgemm);
         if (train) printf("last loss:   %.6g\n", last_loss);
+        if (layers) {
+            printf("\nper layer, ms per step%s:\n", train ? " (forward, backward)" : "");
+            for (int32_t i = 0; i < mi.num_layers; i++) {
+                const csnn_layer_time *lt = &ltimes[i];
+                const double fw = lt->forward_s / (double)iters * 1e3;
+                const double bw = lt->backward_s / (double)iters * 1e3;
+                printf("  %-12s %-8s %9.2f", lt->name, lt->kind, fw);
+                if (train) printf(" %9.2f", bw);
+                if (lmacs[i] > 0 && fw + bw > 0)
+                    printf("   %7.1f GFLOP/s dense-equivalent", lmacs[i] * 1e-9 / ((fw + bw) * 1e-3));
+                else if (lt->forward_calls == 0 && lt->backward_calls == 0)
+                    printf("   (runs with the layer before)");
+                printf("\n");
+            }
+            if (isfinite(dense_gflops)) {
+                printf("dense layers: %.2f GFLOP/s (conv and linear: %.3f GFLOP in %.2f ms per step)",
+                       dense_gflops, dense_flop * 1e-9, dense_s * 1e3);
+                if (isfinite(sgemm)) printf(", %.1f %% of sgemm", 100.0 * dense_gflops / sgemm);
+                printf("\n");
+            }
+        }
     }
     rc = EXIT_OK;
 
 done:
     fflush(stdout);
+    free(lmacs);
+    free(ltimes);
+    free(lnames);
     free(times);
     free(images);
     free(labels);

@@ -577,6 +577,39 @@ CSNN_API csnn_status csnn_model_spec(const csnn_model *model, const char **spec)
 CSNN_API csnn_status csnn_model_summary(const csnn_model *model, int32_t batch, char *buf,
                                         size_t cap, size_t *needed);
 
+/** Time one layer of a model has spent in its passes (csnn_model_layer_time).
+ *  Fill `size` with csnn_layer_time_init(). */
+typedef struct csnn_layer_time {
+    size_t size;
+    const char *name;       /**< layer name (owned by the model) */
+    const char *kind;       /**< spec keyword: "conv", "linear", "if", "maxpool", ... */
+    double forward_s;       /**< seconds in forward passes since timing was switched on */
+    double backward_s;      /**< seconds in backward passes (training steps) */
+    int64_t forward_calls;  /**< forward passes timed */
+    int64_t backward_calls; /**< backward passes timed */
+} csnn_layer_time;
+
+/** Sets `size` and zeroes the rest. @since 0.1 */
+CSNN_API void csnn_layer_time_init(csnn_layer_time *t);
+
+/**
+ * Switches per-layer timing on (enable != 0: the counters restart from zero)
+ * or off. While on, every forward pass (csnn_model_predict, evaluation,
+ * training steps) and backward pass books the wall-clock time of each layer
+ * to it, waiting for the device after each layer (which slows a GPU model:
+ * timing is for profiling). A layer the execution plan runs together with
+ * the one before it (a max-pool fused with its neuron layer, a batch norm
+ * folded into its convolution in inference) books nothing: its time counts
+ * under that layer. Errors: INVALID_ARGUMENT. @since 0.1
+ */
+CSNN_API csnn_status csnn_model_set_layer_timing(csnn_model *model, int enable);
+
+/** The timing of layer `index` (0 .. csnn_model_info.num_layers - 1) since
+ *  timing was last switched on. Errors: INVALID_ARGUMENT, ABI_STRUCT_SIZE.
+ *  @since 0.1 */
+CSNN_API csnn_status csnn_model_layer_time(const csnn_model *model, int32_t index,
+                                           csnn_layer_time *out);
+
 /** The name of class `index` (owned by the model). Classes are named
  *  "0", "1", ... until set. Errors: INVALID_ARGUMENT. @since 0.1 */
 CSNN_API csnn_status csnn_model_class_name(const csnn_model *model, int32_t index,

@@ -109,6 +109,41 @@ assert abs(d["gflop_per_step"] - want) < 1e-6 * want, (d["gflop_per_step"], want
 assert d["sgemm_gflops"] is None and d["sgemm_fraction"] is None, d
 assert d["disabled"] == "sparse", d'
 
+# --layers: per-layer times, and each conv / linear layer's FLOPs (forward;
+# in training x 3, x 2 for the first, which has no input gradient) over its
+# time; the dense layers together
+for mode in infer train; do
+    expect 0 "$CSNN" bench --spec static.spec --mode $mode --batch 2 --iters 2 --warmup 1 \
+        --threads 1 --json --no-sgemm --layers
+    cp out.txt layers-$mode.json
+    json_check layers-$mode.json "
+train = '$mode' == 'train'
+macs = {'conv1': 8 * 24 * 24 * 9, 'conv2': 4 * 16 * 12 * 12 * 72, 'fc1': 4 * 7 * 576}
+names = [l['name'] for l in d['layers']]
+assert names == ['conv1', 'bn1', 'sn1', 'pool1', 'conv2', 'bn2', 'sn2', 'pool2', 'flatten1',
+                 'fc1', 'sn3'], names
+flop = secs = 0
+for l in d['layers']:
+    assert l['forward_ms'] >= 0 and l['backward_ms'] >= 0, l
+    assert train or l['backward_ms'] == 0, l
+    if l['name'] in macs:
+        assert l['forward_ms'] > 0 and (l['backward_ms'] > 0) == train, l
+        f = 2 * macs[l['name']] * 2 * (1 if not train else 2 if l['name'] == 'conv1' else 3)
+        s = (l['forward_ms'] + l['backward_ms']) / 1e3
+        assert abs(l['gflops'] * s - f * 1e-9) < 1e-6 * f * 1e-9, (l, f)
+        flop += f
+        secs += s
+    else:
+        assert l['gflops'] is None, l
+assert abs(d['dense_layers_gflops'] - flop * 1e-9 / secs) < 1e-6 * d['dense_layers_gflops'], d
+assert d['dense_layers_sgemm_fraction'] is None, d"
+done
+expect 0 "$CSNN" bench --spec static.spec --mode train --batch 2 --iters 2 --warmup 0 --threads 1 \
+    --no-sgemm --layers
+out_has "per layer, ms per step"
+out_has "dense layers:"
+out_has "(runs with the layer before)"
+
 # ---- the text report
 expect 0 "$CSNN" bench --spec tiny.spec --mode train --batch 2 --iters 2 --warmup 0 --threads 1 --no-sgemm
 out_has "samples/s"

@@ -1102,6 +1102,25 @@ class Model(_Owner):
         lib.csnn_model_summary(self._h, int(batch), buf, needed.value, None)
         return _lib._decode(buf.value)
 
+    def set_layer_timing(self, enable=True):
+        """Switches per-layer timing on (restarting the counters) or off
+        (csnn_model_set_layer_timing): while on, each forward and backward
+        pass books each layer's wall-clock time. For profiling."""
+        lib.csnn_model_set_layer_timing(self._h, 1 if enable else 0)
+
+    def layer_times(self):
+        """Per-layer timing since it was switched on: a list of dicts with
+        name, kind, forward_s, backward_s, forward_calls, backward_calls (a
+        layer run together with the one before it books nothing)."""
+        out = []
+        for i in range(self._info().num_layers):
+            lt = new_struct(_lib.LayerTime)
+            lib.csnn_model_layer_time(self._h, i, byref(lt))
+            out.append({"name": _lib._decode(lt.name), "kind": _lib._decode(lt.kind),
+                        "forward_s": lt.forward_s, "backward_s": lt.backward_s,
+                        "forward_calls": lt.forward_calls, "backward_calls": lt.backward_calls})
+        return out
+
     @property
     def classes(self):
         """Class names in output order ("0", "1", ... until set). Assign a

@@ -405,6 +405,13 @@ class LayerProfile(Structure):
                 ("energy_pj", c_double), ("ann_energy_pj", c_double)]
 
 
+class LayerTime(Structure):
+    """csnn_layer_time"""
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("kind", c_char_p),
+                ("forward_s", c_double), ("backward_s", c_double),
+                ("forward_calls", c_int64), ("backward_calls", c_int64)]
+
+
 #: struct mirror -> name of its C init function
 STRUCT_INIT = {
     ContextOptions: "csnn_context_options_init",
@@ -419,6 +426,7 @@ STRUCT_INIT = {
     ClassMetrics: "csnn_class_metrics_init",
     ProfileOptions: "csnn_profile_options_init",
     LayerProfile: "csnn_layer_profile_init",
+    LayerTime: "csnn_layer_time_init",
 }
 
 
@@ -459,6 +467,7 @@ _PROTOTYPES = [
     ("csnn_class_metrics_init", None, [POINTER(ClassMetrics)]),
     ("csnn_profile_options_init", None, [POINTER(ProfileOptions)]),
     ("csnn_layer_profile_init", None, [POINTER(LayerProfile)]),
+    ("csnn_layer_time_init", None, [POINTER(LayerTime)]),
     # context
     ("csnn_context_create", _STATUS, [POINTER(ContextOptions), POINTER(ContextP)]),
     ("csnn_context_destroy", None, [ContextP]),
@@ -504,6 +513,8 @@ _PROTOTYPES = [
     ("csnn_model_get_info", _STATUS, [ModelP, POINTER(ModelInfo)]),
     ("csnn_model_spec", _STATUS, [ModelP, _cstr_out]),
     ("csnn_model_summary", _STATUS, [ModelP, c_int32, c_char_p, c_size_t, POINTER(c_size_t)]),
+    ("csnn_model_set_layer_timing", _STATUS, [ModelP, c_int]),
+    ("csnn_model_layer_time", _STATUS, [ModelP, c_int32, POINTER(LayerTime)]),
     ("csnn_model_class_name", _STATUS, [ModelP, c_int32, _cstr_out]),
     ("csnn_model_set_class_names", _STATUS, [ModelP, POINTER(c_char_p), c_size_t]),
     ("csnn_model_tensor_info", _STATUS, [ModelP, c_size_t, POINTER(TensorInfo)]),

@@ -134,6 +134,28 @@ class TestTrainEvaluateSaveLoad(TempDirCase):
             self.assertEqual(info["time_steps"], 4)
             self.assertTrue(info["spiking_output"])
 
+    def test_layer_times(self):
+        pixels, labels = pattern_data(8, seed=5)
+        with csnn.Model.from_spec(TINY_SPEC, seed=2) as m, csnn.Trainer(m) as t:
+            m.set_layer_timing(True)
+            t.step(pixels, labels)
+            m.predict(pixels)
+            m.set_layer_timing(False)
+            m.predict(pixels)  # not counted
+            times = m.layer_times()
+            self.assertEqual(len(times), m.info["num_layers"])
+            self.assertEqual(times[0]["name"], "conv1")
+            self.assertEqual(times[0]["kind"], "conv")
+            # the conv runs forward in the step and the prediction; the
+            # max-pool runs fused with its neuron layer and books nothing
+            self.assertEqual(times[0]["forward_calls"], 2)
+            self.assertEqual(times[0]["backward_calls"], 1)
+            pool = [x for x in times if x["kind"] == "maxpool"][0]
+            self.assertEqual(pool["forward_calls"] + pool["backward_calls"], 0)
+            self.assertTrue(all(x["forward_s"] >= 0 and x["backward_s"] >= 0 for x in times))
+            m.set_layer_timing(True)
+            self.assertEqual(m.layer_times()[0]["forward_calls"], 0)
+
     def test_profile(self):
         pixels, labels = pattern_data(24, seed=6)
         with csnn.Model.from_spec(TINY_SPEC, seed=2) as m, \
