@@ -147,14 +147,13 @@ static float *sp_lane_dwt(const sp_geom *g, void *ws, int64_t lane)
 /* Masks                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* The count of non-zero values of x[0, n), and in *other the count of those
- * that are not 1 (a NaN counts in both, as x != 0 and x != 1 hold). */
 /* dst = a - b over n values; returns the count of non-zero differences, or
  * -1 when a or b holds a NaN or an infinity (then dst is not to be used:
  * a difference cannot stand for such a step). In the same pass, what
  * count_nonzero(a) gives: *nonzero and *other. */
-static int64_t step_difference(const float *a, const float *b, int64_t n, float *dst,
-                               int64_t *nonzero, int64_t *other)
+static inline __attribute__((always_inline)) int64_t
+step_difference_body(const float *a, const float *b, int64_t n, float *dst, int64_t *nonzero,
+                     int64_t *other)
 {
     int64_t changed = 0, bad = 0, nz = 0, not_one = 0;
     for (int64_t i0 = 0; i0 < n; i0 += 1 << 16) {
@@ -178,7 +177,10 @@ static int64_t step_difference(const float *a, const float *b, int64_t n, float 
     return bad ? -1 : changed;
 }
 
-static int64_t count_nonzero(const float *x, int64_t n, int64_t *other)
+/* The count of non-zero values of x[0, n), and in *other the count of those
+ * that are not 1 (a NaN counts in both, as x != 0 and x != 1 hold). */
+static inline __attribute__((always_inline)) int64_t count_nonzero_body(const float *x, int64_t n,
+                                                                        int64_t *other)
 {
     int64_t total = 0, not_one = 0;
     for (int64_t i0 = 0; i0 < n; i0 += 1 << 16) {
@@ -193,6 +195,51 @@ static int64_t count_nonzero(const float *x, int64_t n, int64_t *other)
     }
     *other = not_one;
     return total;
+}
+
+/* The two scans, compiled for the baseline and for AVX-512 (integer counts
+ * and IEEE differences: the same results). */
+static int64_t step_difference_base(const float *a, const float *b, int64_t n, float *dst,
+                                    int64_t *nonzero, int64_t *other)
+{
+    return step_difference_body(a, b, n, dst, nonzero, other);
+}
+
+static int64_t count_nonzero_base(const float *x, int64_t n, int64_t *other)
+{
+    return count_nonzero_body(x, n, other);
+}
+
+#ifdef CSNN_HAVE_AVX512_KERNELS
+static AVX512_TARGET int64_t step_difference_avx512(const float *a, const float *b, int64_t n,
+                                                    float *dst, int64_t *nonzero, int64_t *other)
+{
+    return step_difference_body(a, b, n, dst, nonzero, other);
+}
+
+static AVX512_TARGET int64_t count_nonzero_avx512(const float *x, int64_t n, int64_t *other)
+{
+    return count_nonzero_body(x, n, other);
+}
+#endif
+
+static int64_t step_difference(int avx512, const float *a, const float *b, int64_t n, float *dst,
+                               int64_t *nonzero, int64_t *other)
+{
+#ifdef CSNN_HAVE_AVX512_KERNELS
+    if (avx512) return step_difference_avx512(a, b, n, dst, nonzero, other);
+#endif
+    (void)avx512;
+    return step_difference_base(a, b, n, dst, nonzero, other);
+}
+
+static int64_t count_nonzero(int avx512, const float *x, int64_t n, int64_t *other)
+{
+#ifdef CSNN_HAVE_AVX512_KERNELS
+    if (avx512) return count_nonzero_avx512(x, n, other);
+#endif
+    (void)avx512;
+    return count_nonzero_base(x, n, other);
 }
 
 /* mask[q] bit c = (xb[c, q] != 0) for the cbl channels of a block. */
@@ -521,7 +568,7 @@ static int sparse_by_count(const sp_job *j, int64_t nonzero)
 static int image_is_sparse(const sp_job *j, const float *xi, int *binary)
 {
     int64_t other;
-    const int64_t nonzero = count_nonzero(xi, j->p.in_size, &other);
+    const int64_t nonzero = count_nonzero(j->avx512, xi, j->p.in_size, &other);
     *binary = other == 0;
     return sparse_by_count(j, nonzero);
 }
@@ -790,10 +837,11 @@ static int64_t temporal_scan(const sp_job *j, const float *xi, int want, int64_t
 {
     const int64_t n = j->p.in_size;
     if (!want || csnn__cpu_temporal_mode == 2) {
-        *nonzero = count_nonzero(xi, n, other);
+        *nonzero = count_nonzero(j->avx512, xi, n, other);
         return -1;
     }
-    const int64_t changed = step_difference(xi, xi - j->seqs * n, n, delta, nonzero, other);
+    const int64_t changed =
+        step_difference(j->avx512, xi, xi - j->seqs * n, n, delta, nonzero, other);
     /* a difference costs a little more per non-zero (values +-1 are
      * multiplied, not added, and it is formed first): it must save 1/4 */
     if (changed < 0 || (csnn__cpu_temporal_mode == 0 && 4 * changed >= 3 * *nonzero)) return -1;
