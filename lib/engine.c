@@ -459,6 +459,21 @@ static csnn_status add_rate(csnn_model *m, const layer *l, const float *s, int64
     return CSNN_OK;
 }
 
+/* Whether static conv i, its BN (folded in inference) and a fused neuron +
+ * max-pool pair fed by them (x_shared) can run as one conv_neuron_pool
+ * pass. Batches of fewer than 4 images keep the separate passes: those
+ * spread the pair's planes over the threads, the fused pass its images
+ * (the results are the same bits either way). */
+static bool static_fusable(const csnn_model *m, int i, int32_t n)
+{
+    const layer *l = &m->layers[i];
+    return m->ops->conv_neuron_pool_forward && !(m->disabled & CSNN__NO_FUSION) && n >= 4 &&
+           i + 3 < m->n_layers && csnn__layer_static(m, i) && l->folds_bn &&
+           !csnn__layer_static(m, i + 2) && m->layers[i + 2].s.type == LAYER_NEURON &&
+           m->layers[i + 2].fused && i + 2 == m->n_static && !m->repeat_owned &&
+           neuron_desc(m, i + 2, n).x_shared;
+}
+
 /* A fused neuron layer i and the max-pool after it. In inference with firing
  * rates wanted the spikes must be counted: a shared-input layer recomputes
  * them chunk by chunk, another runs unfused through the scratch buffer. */
@@ -514,6 +529,18 @@ csnn_status csnn__model_forward(csnn_model *m, int32_t n, bool train, uint64_t d
         case LAYER_CONV: {
             csnn_conv2d_desc d = conv_desc(l, rows);
             bool folded = fold && l->folds_bn;
+            if (folded && !rate_sums && static_fusable(m, i, n)) {
+                /* the static conv, its BN, and the first neuron + max-pool */
+                layer *nl = &m->layers[i + 2], *pool = &m->layers[i + 3];
+                csnn_neuron_desc nd = neuron_desc(m, i + 2, n);
+                csnn_pool_desc pd = pool_desc(pool, csnn__model_layer_rows(m, i + 3, n));
+                d.has_bias = 1;
+                OPS_TRY(o->conv_neuron_pool_forward(dev, &d, x, l->fold_w, l->fold_b, &nd, &pd,
+                                                    pool->y),
+                        nl);
+                i += 3;
+                break;
+            }
             const float *w = folded ? l->fold_w : tensor_data(m, l->t_weight);
             const float *b = folded ? l->fold_b : tensor_data(m, l->t_bias);
             float *y = folded ? m->layers[i + 1].y : l->y; /* the BN is skipped */

@@ -658,10 +658,12 @@ static void test_layer_timing(void **state)
         assert_string_equal(lt.name, l->s.name);
         const bool pooled = l->s.type == LAYER_MAXPOOL && m->layers[i - 1].fused;
         const bool folded = l->s.type == LAYER_BN && m->layers[i - 1].folds_bn;
+        const bool with_conv = i == 2; /* sn1: with conv1 in the prediction */
         /* every layer runs forward 3 times (2 steps, 1 prediction; a BN
-         * folded into its conv in the prediction only twice), backward
-         * twice from the first layer with parameters on */
-        assert_int_equal(lt.forward_calls, pooled ? 0 : folded ? 2 : 3);
+         * folded into its conv, and the first neuron layer run in one pass
+         * with the static conv, only twice: the prediction books them under
+         * the conv), backward twice from the first layer with parameters on */
+        assert_int_equal(lt.forward_calls, pooled ? 0 : folded || with_conv ? 2 : 3);
         assert_int_equal(lt.backward_calls, pooled || i < m->first_param_layer ? 0 : 2);
         assert_true(lt.forward_s >= 0 && lt.backward_s >= 0);
         if (lt.forward_calls) assert_true(lt.forward_s > 0);
@@ -685,6 +687,42 @@ static void test_layer_timing(void **state)
     lt.size = 8;
     CHECK_STATUS(csnn_model_layer_time(m, 0, &lt), CSNN_ERR_ABI_STRUCT_SIZE);
     csnn_trainer_destroy(t);
+    csnn_model_destroy(m);
+}
+
+/* In inference the static conv (BN folded), the first neuron layer and its
+ * max-pool run as one pass from 4 images on: the same outputs, bit for bit,
+ * as the separate passes that smaller batches take (the temporal lever,
+ * which also depends on the batch, off in both). */
+static void test_static_fusion(void **state)
+{
+    (void)state;
+    csnn_model *m;
+    CHECK_OK(csnn_model_create_from_spec(ctx, tiny_snn, 13, &m));
+    csnn__model_set_disabled(m, CSNN__NO_TEMPORAL);
+    /* larger conv weights, so that the first layer fires */
+    float w[4 * 9];
+    CHECK_OK(csnn_model_get_tensor(m, "conv1.weight", w, 36));
+    for (int i = 0; i < 36; i++) w[i] *= 6.0f;
+    CHECK_OK(csnn_model_set_tensor(m, "conv1.weight", w, 36));
+    float x[8 * 64], a[24], b[24];
+    int32_t y[8];
+    random_batch(6, 8, 64, 3, x, y);
+    CHECK_OK(csnn_model_predict(m, x, 8, a, 24, NULL));
+    for (int k = 0; k < 4; k++)
+        CHECK_OK(csnn_model_predict(m, x + k * 2 * 64, 2, b + k * 2 * 3, 6, NULL));
+    assert_memory_equal(a, b, sizeof a);
+    /* the fused pass ran: per-layer timing books sn1 nothing for 8 images */
+    CHECK_OK(csnn_model_set_layer_timing(m, 1));
+    CHECK_OK(csnn_model_predict(m, x, 8, a, 24, NULL));
+    csnn_layer_time lt;
+    csnn_layer_time_init(&lt);
+    CHECK_OK(csnn_model_layer_time(m, 2, &lt));
+    assert_int_equal(m->layers[2].s.type, LAYER_NEURON);
+    assert_int_equal(lt.forward_calls, 0);
+    CHECK_OK(csnn_model_predict(m, x, 2, a, 6, NULL));
+    CHECK_OK(csnn_model_layer_time(m, 2, &lt));
+    assert_int_equal(lt.forward_calls, 1);
     csnn_model_destroy(m);
 }
 
@@ -770,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_engine_gradients),
         cmocka_unit_test(test_levers_agree),
         cmocka_unit_test(test_layer_timing),
+        cmocka_unit_test(test_static_fusion),
         cmocka_unit_test(test_packed_weights),
     };
     return cmocka_run_group_tests_name("model", tests, setup, teardown);

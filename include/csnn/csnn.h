@@ -598,9 +598,11 @@ CSNN_API void csnn_layer_time_init(csnn_layer_time *t);
  * training steps) and backward pass books the wall-clock time of each layer
  * to it, waiting for the device after each layer (which slows a GPU model:
  * timing is for profiling). A layer the execution plan runs together with
- * the one before it (a max-pool fused with its neuron layer, a batch norm
- * folded into its convolution in inference) books nothing: its time counts
- * under that layer. Errors: INVALID_ARGUMENT. @since 0.1
+ * an earlier one (a max-pool fused with its neuron layer; in inference a
+ * batch norm folded into its convolution, and the first neuron layer run in
+ * one pass with the static block's convolution) books nothing for that
+ * pass: its time counts under the earlier layer. Errors: INVALID_ARGUMENT.
+ * @since 0.1
  */
 CSNN_API csnn_status csnn_model_set_layer_timing(csnn_model *model, int enable);
 

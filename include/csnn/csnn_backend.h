@@ -382,6 +382,19 @@ typedef struct csnn_backend_ops {
     csnn_status (*conv2d_backward_temporal)(void *dev, const csnn_conv2d_desc *d, int32_t steps,
                                             const float *x, const float *w, const float *dy,
                                             float *dx, float *dw, float *db, void *workspace);
+
+    /* ---- the static block and the first spiking layer (OPTIONAL) ---- */
+    /** Inference: the convolution d (x, w, b as conv2d_forward) whose output
+     *  is the input of every time step of neurons nd (nd->x_shared) followed
+     *  by max pooling pd, in one pass: y = the pooled spikes [T, ...], as
+     *  conv2d_forward then neuron_pool_forward (argmax and h NULL) give
+     *  them, bit for bit, without the convolution's output in memory.
+     *  libcsnn uses it for a static conv (BN folded in) followed by such a
+     *  neuron + max-pool pair, in inference without firing rates. */
+    csnn_status (*conv_neuron_pool_forward)(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                            const float *w, const float *b,
+                                            const csnn_neuron_desc *nd, const csnn_pool_desc *pd,
+                                            float *y);
 } csnn_backend_ops;
 
 /* ------------------------------------------------------------------------ */

@@ -177,6 +177,75 @@ static void test_pool_2x2_backward(void **state)
     }
 }
 
+/* conv_neuron_pool_forward against conv2d_forward + neuron_pool_forward
+ * (x_shared, no argmax, no h): the same bits, at every instruction set and
+ * thread count, for first-layer shapes and a larger one. */
+static void check_conv_npool(void *dev, csnn_conv2d_desc cd, const ncfg *c, int k, int st,
+                             uint64_t seed)
+{
+    tb_rng r = tb_seed(seed);
+    const size_t nx = (size_t)cd.n * cd.c_in * cd.h_in * cd.w_in;
+    const size_t nw = (size_t)cd.c_out * cd.c_in * cd.kh * cd.kw;
+    const size_t nc = (size_t)cd.n * cd.c_out * cd.h_out * cd.w_out;
+    float *x = tb_rand_floats(&r, nx, 0, 1), *w = tb_rand_floats(&r, nw, -1.5, 1.5);
+    float *b = tb_rand_floats(&r, (size_t)cd.c_out, -0.5, 1);
+    pcfg pc = {cd.n, cd.c_out, cd.h_out, cd.w_out, k, st};
+    csnn_neuron_desc nd = neuron_desc(c, &pc);
+    csnn_pool_desc pd = pool_desc(c, &pc);
+    const size_t ny = (size_t)pd.planes * pd.h_out * pd.w_out;
+    float *conv = tb_floats(nc), *y = tb_floats(ny), *y2 = tb_floats(ny);
+    size_t bytes = 0;
+    assert_int_equal(OPS->conv2d_workspace(dev, &cd, &bytes), CSNN_OK);
+    void *ws = NULL;
+    assert_int_equal(OPS->alloc(dev, bytes, &ws), CSNN_OK);
+    assert_int_equal(OPS->conv2d_forward(dev, &cd, x, w, b, conv, ws), CSNN_OK);
+    assert_int_equal(OPS->neuron_pool_forward(dev, &nd, &pd, conv, y, NULL, NULL), CSNN_OK);
+    size_t ones = 0;
+    for (size_t i = 0; i < ny; i++) ones += y[i] == 1.0f;
+    assert_true(ones > 0 && ones < ny); /* both outcomes occur */
+    for (int isa = CPU_ISA_BASE; isa <= CPU_ISA_AVX512; isa++) {
+        csnn__cpu_isa_cap = isa;
+        tb_fill(y2, ny, NAN);
+        assert_int_equal(OPS->conv_neuron_pool_forward(dev, &cd, x, w, b, &nd, &pd, y2), CSNN_OK);
+        csnn__cpu_isa_cap = CPU_ISA_AVX512;
+        TB_SAME(y, y2, ny);
+    }
+    void *d3 = tb_open(3);
+    tb_fill(y2, ny, NAN);
+    assert_int_equal(OPS->conv_neuron_pool_forward(d3, &cd, x, w, b, &nd, &pd, y2), CSNN_OK);
+    TB_SAME(y, y2, ny);
+    OPS->close(d3);
+    OPS->free(dev, ws);
+    free(x), free(w), free(b), free(conv), free(y), free(y2);
+}
+
+static void test_conv_neuron_pool(void **state)
+{
+    (void)state;
+    void *dev = tb_open(2);
+    /*        n c_in  h   w c_out kh kw sh sw ph pw bias */
+    csnn_conv2d_desc a = {5, 1, 12, 12, 6, 12, 12, 3, 3, 1, 1, 1, 1, 1};
+    csnn_conv2d_desc b = {4, 3, 9, 10, 5, 5, 5, 5, 5, 2, 2, 2, 2, 0};
+    csnn_conv2d_desc c = {3, 12, 8, 8, 20, 8, 8, 3, 3, 1, 1, 1, 1, 1}; /* ckk 108: sgemm */
+    check_conv_npool(dev, a, &neurons[0], 2, 2, 1); /* sn1 of the reference model */
+    check_conv_npool(dev, b, &neurons[3], 2, 2, 2); /* detach, v_reset, T = 5; odd planes */
+    check_conv_npool(dev, c, &neurons[5], 3, 2, 3); /* LIF, overlapping windows */
+    /* errors: the neurons must share the input over the steps; shapes must agree */
+    pcfg pc = {a.n, a.c_out, a.h_out, a.w_out, 2, 2};
+    csnn_neuron_desc nd = neuron_desc(&neurons[1], &pc);
+    csnn_pool_desc pd = pool_desc(&neurons[1], &pc);
+    float f[1];
+    TB_ERROR(OPS->conv_neuron_pool_forward(dev, &a, f, f, f, &nd, &pd, f),
+             CSNN_ERR_INVALID_ARGUMENT, "x_shared");
+    nd = neuron_desc(&neurons[0], &pc);
+    pd = pool_desc(&neurons[0], &pc);
+    csnn_conv2d_desc a2 = a;
+    a2.c_out = 7;
+    TB_ERROR(OPS->conv_neuron_pool_forward(dev, &a2, f, f, f, &nd, &pd, f), CSNN_ERR_SHAPE,
+             "the convolution gives");
+    OPS->close(dev);
+}
+
 static void test_configs(void **state)
 {
     (void)state;
@@ -279,6 +348,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configs),
         cmocka_unit_test(test_pool_2x2_backward),
+        cmocka_unit_test(test_conv_neuron_pool),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_errors),
     };

@@ -272,4 +272,5 @@ const csnn_backend_ops csnn__cpu_backend_ops = {
     .linear_forward_packed = csnn__cpu_linear_forward_packed,
     .conv2d_forward_temporal = csnn__cpu_conv2d_forward_temporal,
     .conv2d_backward_temporal = csnn__cpu_conv2d_backward_temporal,
+    .conv_neuron_pool_forward = csnn__cpu_conv_neuron_pool_forward,
 };

@@ -182,6 +182,10 @@ csnn_status csnn__cpu_neuron_backward(void *dev, const csnn_neuron_desc *d, cons
 csnn_status csnn__cpu_neuron_pool_forward(void *dev, const csnn_neuron_desc *nd,
                                           const csnn_pool_desc *pd, const float *x, float *y,
                                           uint8_t *argmax, float *h);
+csnn_status csnn__cpu_conv_neuron_pool_forward(void *dev, const csnn_conv2d_desc *cd,
+                                               const float *x, const float *w, const float *b,
+                                               const csnn_neuron_desc *nd,
+                                               const csnn_pool_desc *pd, float *y);
 csnn_status csnn__cpu_neuron_pool_backward(void *dev, const csnn_neuron_desc *nd,
                                            const csnn_pool_desc *pd, const float *x,
                                            const float *h, const uint8_t *argmax, const float *dy,

@@ -26,6 +26,7 @@
  * the thread count. */
 #include <string.h>
 
+#include "cpu_conv.h"
 #include "cpu_neuron.h"
 #include "cpu_pool.h"
 
@@ -113,21 +114,22 @@ CPU_INLINE void pool_spikes_2x2(const csnn_pool_desc *d, const float *s, float *
 }
 
 /* The forward recurrence of plane p: H of step t into hs(t) (h_out's plane
- * when writing h, else `hbuf`), spikes into s; `pool` pools them as it goes. */
+ * when writing h, else `hbuf`), spikes into s; `pool` pools them as it goes.
+ * xs, when not NULL, is the plane's (shared) input instead of np->x's. */
 CPU_INLINE void plane_forward(const npool_job *np, int64_t p, float *v, float *hbuf,
-                              size_t hbuf_step, float *s, int pool)
+                              size_t hbuf_step, float *s, int pool, const float *xs)
 {
     const neuron_job *j = &np->j;
     const int64_t plane = np->plane;
     for (int64_t i = 0; i < plane; i++) v[i] = j->v0;
     for (int32_t t = 0; t < np->steps; t++) {
         const int64_t off = (int64_t)t * np->m + p * plane;
-        const float *xt = np->x + (j->shared ? p * plane : off);
+        const float *xt = xs ? xs : np->x + (j->shared ? p * plane : off);
         float *ht = np->h_out ? np->h_out + off : hbuf + (size_t)t * hbuf_step;
         /* the next plane's input, while this one computes (the input is
          * read once, from memory: the hardware prefetcher stops at pages) */
-        const float *next = NULL;
-        if (j->shared ? t == 0 && p + 1 < np->planes_per_step : t + 1 < np->steps)
+        const float *next = NULL; /* (an xs plane was computed into the cache) */
+        if (!xs && (j->shared ? t == 0 && p + 1 < np->planes_per_step : t + 1 < np->steps))
             next = xt + (j->shared ? plane : np->m);
         for (int64_t b = 0; b < plane; b += NEURON_BLOCK) {
             const int len = (int)(plane - b < NEURON_BLOCK ? plane - b : NEURON_BLOCK);
@@ -150,7 +152,7 @@ CPU_INLINE void npool_fwd_body(void *arg, int64_t p0, int64_t p1, int worker)
 {
     const npool_job *np = arg;
     float *v = worker_scratch(np, worker), *hbuf = v + np->plane, *s = hbuf + np->plane;
-    for (int64_t p = p0; p < p1; p++) plane_forward(np, p, v, hbuf, 0, s, 1);
+    for (int64_t p = p0; p < p1; p++) plane_forward(np, p, v, hbuf, 0, s, 1, NULL);
 }
 
 CPU_RANGE_VARIANTS(npool_fwd_range, npool_fwd_body)
@@ -193,7 +195,7 @@ CPU_INLINE void npool_bwd_body(void *arg, int64_t p0, int64_t p1, int worker)
     for (int64_t p = p0; p < p1; p++) {
         if (!np->h_in) {
             /* tmp and gs serve as the state and the spikes here */
-            plane_forward(np, p, tmp, hs, (size_t)plane, gs, 0);
+            plane_forward(np, p, tmp, hs, (size_t)plane, gs, 0, NULL);
         }
         for (int64_t i = 0; i < plane; i++) gv[i] = acc[i] = 0.0f;
         for (int32_t t = np->steps - 1; t >= 0; t--) {
@@ -248,5 +250,79 @@ csnn_status csnn__cpu_neuron_pool_backward(void *dev, const csnn_neuron_desc *nd
     np.scratch = csnn__cpu_scratch(dev, np.ws_floats * sizeof(float) * csnn__cpu_workers(dev), op);
     if (!np.scratch) return CSNN_ERR_OUT_OF_MEMORY;
     csnn__cpu_parallel_for(dev, np.planes_per_step, npool_grain(&np), npool_bwd_range(), &np);
+    return CSNN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A convolution (the static block's) fused with the neurons and pooling     */
+/* ------------------------------------------------------------------------ */
+
+/* Inference: image by image, the convolution's output for all channels goes
+ * to a per-worker buffer (csnn__cpu_conv_image_forward: the same call, and
+ * so the same bits, as conv2d_forward), and each of its planes runs through
+ * the neurons (x_shared over the T steps) and the pooling straight from it.
+ * The [N, C, H, W] output is never written to memory and read back. */
+typedef struct {
+    npool_job np;
+    conv_plan cp;
+    const float *x, *w, *b;
+    size_t conv_floats; /* per worker: col buffer, then one image's output */
+} cnp_job;
+
+CPU_INLINE void cnp_body(void *arg, int64_t i0, int64_t i1, int worker)
+{
+    const cnp_job *j = arg;
+    const npool_job *np = &j->np;
+    const int64_t plane = np->plane, c_out = j->cp.d->c_out;
+    float *v = worker_scratch(np, worker), *hbuf = v + np->plane, *s = hbuf + np->plane;
+    float *col = s + ((np->plane + 15) & ~(int64_t)15);
+    float *yi = col + j->cp.col_floats;
+    for (int64_t i = i0; i < i1; i++) {
+        csnn__cpu_conv_image_forward(&j->cp, j->x + i * j->cp.in_size, j->w, j->b, yi, col);
+        for (int64_t c = 0; c < c_out; c++)
+            plane_forward(np, i * c_out + c, v, hbuf, 0, s, 1, yi + c * plane);
+    }
+}
+
+CPU_RANGE_VARIANTS(cnp_range, cnp_body)
+
+csnn_status csnn__cpu_conv_neuron_pool_forward(void *dev, const csnn_conv2d_desc *cd,
+                                               const float *x, const float *w, const float *b,
+                                               const csnn_neuron_desc *nd,
+                                               const csnn_pool_desc *pd, float *y)
+{
+    static const char op[] = "conv_neuron_pool_forward";
+    cnp_job j;
+    CSNN_TRY(csnn__cpu_conv_check(op, cd));
+    CSNN_TRY(npool_setup(op, nd, pd, &j.np));
+    if (!nd->x_shared)
+        return csnn__error(CSNN_ERR_INVALID_ARGUMENT,
+                           "cpu %s: the neurons must take the convolution's output as the input "
+                           "of every step (x_shared)",
+                           op);
+    if (nd->m != (int64_t)cd->n * cd->c_out * cd->h_out * cd->w_out ||
+        (int64_t)pd->h_in * pd->w_in != (int64_t)cd->h_out * cd->w_out)
+        return csnn__error(CSNN_ERR_SHAPE,
+                           "cpu %s: %lld neurons of %dx%d planes per step, the convolution gives "
+                           "%d images x %d channels of %dx%d",
+                           op, (long long)nd->m, pd->h_in, pd->w_in, cd->n, cd->c_out, cd->h_out,
+                           cd->w_out);
+    if (cd->n == 0) return CSNN_OK;
+    CPU_NOT_NULL(op, x);
+    CPU_NOT_NULL(op, w);
+    CPU_NOT_NULL(op, y);
+    if (cd->has_bias) CPU_NOT_NULL(op, b);
+    csnn__cpu_conv_plan(cd, &j.cp);
+    j.x = x;
+    j.w = w;
+    j.b = cd->has_bias ? b : NULL;
+    j.np.y = y;
+    const size_t plane16 = ((size_t)j.np.plane + 15) & ~(size_t)15;
+    j.np.ws_floats = plane16 * 3 + j.cp.col_floats + (size_t)j.cp.out_size;
+    j.np.ws_floats = (j.np.ws_floats + 15) & ~(size_t)15;
+    j.np.scratch =
+        csnn__cpu_scratch(dev, j.np.ws_floats * sizeof(float) * csnn__cpu_workers(dev), op);
+    if (!j.np.scratch) return CSNN_ERR_OUT_OF_MEMORY;
+    csnn__cpu_parallel_for(dev, cd->n, 1, cnp_range(), &j);
     return CSNN_OK;
 }
