@@ -86,10 +86,49 @@ typedef struct {
     size_t work_floats;
 } lin_fwd_job;
 
+#ifdef CSNN_HAVE_AVX512_KERNELS
+/* list_rows with compress-stores: the same lists, 16 inputs at a time. */
+static AVX512_TARGET void list_rows_avx512(const lin_fwd_job *j, int64_t r0, int64_t r1)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = j->x + r * j->in;
+        int32_t *idx = j->idx + r * j->in;
+        float *val = j->val + r * j->in;
+        int32_t *start = j->start + r * (j->nfb + 1);
+        int32_t k = 0;
+        for (int64_t fb = 0; fb < j->nfb; fb++) {
+            const int64_t f0 = fb * LIN_FB, f1 = f0 + LIN_FB < j->in ? f0 + LIN_FB : j->in;
+            start[fb] = k;
+            for (int64_t f = f0; f < f1; f += 16) {
+                const int n = f1 - f < 16 ? (int)(f1 - f) : 16;
+                const __mmask16 in = (__mmask16)((1u << n) - 1u);
+                const __m512 v = _mm512_maskz_loadu_ps(in, xr + f);
+                /* not-equal, unordered: a NaN is listed, as v != 0 */
+                const __mmask16 nz = _mm512_mask_cmp_ps_mask(in, v, zero, _CMP_NEQ_UQ);
+                const __m512i fi = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(f - f0)));
+                _mm512_mask_compressstoreu_ps(val + k, nz, v);
+                _mm512_mask_compressstoreu_epi32(idx + k, nz, fi);
+                k += __builtin_popcount((unsigned)nz);
+            }
+        }
+        start[j->nfb] = k;
+        j->row_nnz[r] = k;
+    }
+}
+#endif
+
 static void list_rows(void *arg, int64_t r0, int64_t r1, int worker)
 {
     (void)worker;
     const lin_fwd_job *j = arg;
+#ifdef CSNN_HAVE_AVX512_KERNELS
+    if (j->avx512) {
+        list_rows_avx512(j, r0, r1);
+        return;
+    }
+#endif
     for (int64_t r = r0; r < r1; r++) {
         const float *restrict xr = j->x + r * j->in;
         int32_t *restrict idx = j->idx + r * j->in;
