@@ -130,7 +130,7 @@ static int run_path(const char *path)
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n > 1) qsort(names, n, sizeof *names, cmp_names); /* (names is NULL when n is 0) */
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (run_path(names[i]) != 0) rc = 1;
