@@ -102,16 +102,31 @@ static int repeats = 5;
 static const double densities[] = {0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8};
 #define N_DENS (sizeof densities / sizeof densities[0])
 
+/* The reference model's conv2 at batch 16, T = 4: [64, 128, 24, 24] -> 128,
+ * 3x3, pad 1. */
+static const csnn_conv2d_desc conv2_desc = {.n = 64, .c_in = 128, .h_in = 24, .w_in = 24,
+                                            .c_out = 128, .h_out = 24, .w_out = 24, .kh = 3,
+                                            .kw = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1,
+                                            .pad_w = 1, .has_bias = 1};
+
+/* A workspace for d (its size into *bytes). */
+static void *conv2_workspace(void *dev, const csnn_conv2d_desc *d, size_t *bytes)
+{
+    void *ws = NULL;
+    if (OPS->conv2d_workspace(dev, d, bytes) != CSNN_OK ||
+        OPS->alloc(dev, *bytes, &ws) != CSNN_OK) {
+        fprintf(stderr, "conv2 workspace: %s\n", csnn_last_error_message());
+        exit(1);
+    }
+    return ws;
+}
+
 static void bench_conv(void *dev)
 {
-    csnn_conv2d_desc d = {.n = 64, .c_in = 128, .h_in = 24, .w_in = 24, .c_out = 128,
-                          .h_out = 24, .w_out = 24, .kh = 3, .kw = 3, .stride_h = 1,
-                          .stride_w = 1, .pad_h = 1, .pad_w = 1, .has_bias = 1};
+    const csnn_conv2d_desc d = conv2_desc;
     size_t nx = (size_t)64 * 128 * 576, nw = (size_t)128 * 128 * 9, nb = 128;
     size_t bytes = 0;
-    OPS->conv2d_workspace(dev, &d, &bytes);
-    void *ws = NULL;
-    OPS->alloc(dev, bytes, &ws);
+    void *ws = conv2_workspace(dev, &d, &bytes);
     float *x = floats(nx), *w = floats(nw), *b = floats(nb), *y = floats(nx), *y2 = floats(nx);
     float *dy = floats(nx), *dw = floats(nw), *dw2 = floats(nw), *db = floats(nb);
     float *dx = floats(nx);
@@ -149,14 +164,10 @@ static void bench_conv(void *dev)
  * and a checksum of y, to compare kernels that must give the same bits. */
 static void bench_conv_forward(void *dev)
 {
-    csnn_conv2d_desc d = {.n = 64, .c_in = 128, .h_in = 24, .w_in = 24, .c_out = 128,
-                          .h_out = 24, .w_out = 24, .kh = 3, .kw = 3, .stride_h = 1,
-                          .stride_w = 1, .pad_h = 1, .pad_w = 1, .has_bias = 1};
+    const csnn_conv2d_desc d = conv2_desc;
     size_t nx = (size_t)64 * 128 * 576, nw = (size_t)128 * 128 * 9, nb = 128;
     size_t bytes = 0;
-    OPS->conv2d_workspace(dev, &d, &bytes);
-    void *ws = NULL;
-    OPS->alloc(dev, bytes, &ws);
+    void *ws = conv2_workspace(dev, &d, &bytes);
     float *x = floats(nx), *w = floats(nw), *b = floats(nb), *y = floats(nx);
     fill_uniform(w, nw, -0.05, 0.05);
     fill_uniform(b, nb, -0.1, 0.1);
@@ -184,15 +195,11 @@ static void bench_conv_forward(void *dev)
  * of the inputs ("temporal"). */
 static void bench_conv_temporal(void *dev)
 {
-    csnn_conv2d_desc d = {.n = 64, .c_in = 128, .h_in = 24, .w_in = 24, .c_out = 128,
-                          .h_out = 24, .w_out = 24, .kh = 3, .kw = 3, .stride_h = 1,
-                          .stride_w = 1, .pad_h = 1, .pad_w = 1, .has_bias = 1};
+    const csnn_conv2d_desc d = conv2_desc;
     const int steps = 4;
     size_t nx = (size_t)64 * 128 * 576, nw = (size_t)128 * 128 * 9, nb = 128;
     size_t per = nx / steps, bytes = 0;
-    OPS->conv2d_workspace(dev, &d, &bytes);
-    void *ws = NULL;
-    OPS->alloc(dev, bytes, &ws);
+    void *ws = conv2_workspace(dev, &d, &bytes);
     float *x = floats(nx), *w = floats(nw), *b = floats(nb), *y = floats(nx), *dy = floats(nx);
     float *dw = floats(nw), *db = floats(nb), *dx = floats(nx);
     fill_uniform(w, nw, -0.05, 0.05);

@@ -104,7 +104,9 @@ typedef struct {
     float *y, *dx, *dw, *db;
 } conv_out;
 
-static conv_out conv_run(void *dev, const conv_data *c, int sparse, void *ws)
+/* The dense entries (sparse 0), the spike-sparse ones (1), or with steps > 0
+ * the temporal ones on images [steps, n / steps]. */
+static conv_out conv_run(void *dev, const conv_data *c, int sparse, int steps, void *ws)
 {
     const csnn_conv2d_desc *d = &c->d;
     conv_out o = {tb_floats(c->ny), tb_floats(c->nx), tb_floats(c->nw), tb_floats(c->nb)};
@@ -113,7 +115,16 @@ static conv_out conv_run(void *dev, const conv_data *c, int sparse, void *ws)
     tb_fill(o.db, c->nb, NAN);
     const float *b = d->has_bias ? c->b : NULL;
     float *db = d->has_bias ? o.db : NULL;
-    if (sparse) {
+    if (steps) {
+        assert_int_equal(OPS->conv2d_forward_temporal(dev, d, steps, c->x, c->w, b, o.y, ws),
+                         CSNN_OK);
+        assert_int_equal(OPS->conv2d_backward_temporal(dev, d, steps, c->x, c->w, c->dy, o.dx,
+                                                       o.dw, db, ws),
+                         CSNN_OK);
+        assert_int_equal(OPS->conv2d_backward_temporal(dev, d, steps, c->x, c->w, c->dy, NULL,
+                                                       dw2, d->has_bias ? db2 : NULL, ws),
+                         CSNN_OK);
+    } else if (sparse) {
         assert_int_equal(OPS->conv2d_forward_sparse(dev, d, c->x, c->w, b, o.y, ws), CSNN_OK);
         assert_int_equal(OPS->conv2d_backward_sparse(dev, d, c->x, c->w, c->dy, o.dx, o.dw, db, ws),
                          CSNN_OK);
@@ -161,10 +172,10 @@ static void check_conv(void *dev, csnn_conv2d_desc d, uint64_t seed)
             conv_data c = conv_data_make(d, densities[k], (float)value, seed * 100 + k * 2 + value);
             double ys, wsc;
             conv_scales(&c, &ys, &wsc);
-            conv_out ref = conv_run(dev, &c, 0, ws);
+            conv_out ref = conv_run(dev, &c, 0, 0, ws);
             for (size_t m = 0; m < N_MODES; m++) {
                 set_mode((int)m);
-                conv_out o = conv_run(dev, &c, 1, ws);
+                conv_out o = conv_run(dev, &c, 1, 0, ws);
                 reset_mode();
                 /* float sums of up to c_in*kh*kw (y) or n*h_out*w_out (dw)
                  * terms, in another order */
@@ -210,7 +221,7 @@ static void test_conv_threads(void **state)
     conv_data c = conv_data_make(d, 0.3, 1.0f, 42);
     for (size_t m = 0; m < N_MODES; m++) {
         set_mode((int)m);
-        conv_out a = conv_run(d1, &c, 1, ws1), b = conv_run(d3, &c, 1, ws3);
+        conv_out a = conv_run(d1, &c, 1, 0, ws1), b = conv_run(d3, &c, 1, 0, ws3);
         reset_mode();
         TB_SAME(a.y, b.y, c.ny);
         TB_SAME(a.dx, b.dx, c.nx);
@@ -226,8 +237,8 @@ static void test_conv_threads(void **state)
         double dens = (double)i / (d.n - 1);
         for (size_t e = 0; e < per; e++) c.x[i * per + e] = tb_uniform(&r) < dens ? 2.0f : 0.0f;
     }
-    conv_out a = conv_run(d1, &c, 1, ws1), b = conv_run(d3, &c, 1, ws3);
-    conv_out ref = conv_run(d1, &c, 0, ws1);
+    conv_out a = conv_run(d1, &c, 1, 0, ws1), b = conv_run(d3, &c, 1, 0, ws3);
+    conv_out ref = conv_run(d1, &c, 0, 0, ws1);
     TB_SAME(a.y, b.y, c.ny);
     TB_SAME(a.dw, b.dw, c.nw);
     double ys, wsc;
@@ -261,29 +272,6 @@ static void spike_trains(conv_data *c, int steps, double density, double flip, f
         }
 }
 
-static conv_out conv_run_temporal(void *dev, const conv_data *c, int steps, void *ws)
-{
-    const csnn_conv2d_desc *d = &c->d;
-    conv_out o = {tb_floats(c->ny), tb_floats(c->nx), tb_floats(c->nw), tb_floats(c->nb)};
-    float *dw2 = tb_floats(c->nw), *db2 = tb_floats(c->nb);
-    tb_fill(o.y, c->ny, NAN), tb_fill(o.dx, c->nx, NAN), tb_fill(o.dw, c->nw, NAN);
-    tb_fill(o.db, c->nb, NAN);
-    const float *b = d->has_bias ? c->b : NULL;
-    float *db = d->has_bias ? o.db : NULL;
-    assert_int_equal(OPS->conv2d_forward_temporal(dev, d, steps, c->x, c->w, b, o.y, ws),
-                     CSNN_OK);
-    assert_int_equal(
-        OPS->conv2d_backward_temporal(dev, d, steps, c->x, c->w, c->dy, o.dx, o.dw, db, ws),
-        CSNN_OK);
-    assert_int_equal(OPS->conv2d_backward_temporal(dev, d, steps, c->x, c->w, c->dy, NULL, dw2,
-                                                   d->has_bias ? db2 : NULL, ws),
-                     CSNN_OK);
-    TB_SAME(o.dw, dw2, c->nw);
-    if (d->has_bias) TB_SAME(o.db, db2, c->nb);
-    free(dw2), free(db2);
-    return o;
-}
-
 /* Against the dense entries: y and dw within the rounding of sums grouped
  * by steps (steps times the per-image scale), dx and db bit for bit; every
  * temporal mode (choose, always, never), sparse mode and instruction set. */
@@ -298,12 +286,12 @@ static void check_temporal(void *dev, csnn_conv2d_desc d, int steps, uint64_t se
             spike_trains(&c, steps, cases[k][0], cases[k][1], (float)value, sd);
             double ys, wsc;
             conv_scales(&c, &ys, &wsc);
-            conv_out ref = conv_run(dev, &c, 0, ws);
+            conv_out ref = conv_run(dev, &c, 0, 0, ws);
             for (int tm = 0; tm <= 2; tm++)
                 for (size_t m = 0; m < N_MODES; m++) {
                     set_mode((int)m);
                     csnn__cpu_temporal_mode = tm;
-                    conv_out o = conv_run_temporal(dev, &c, steps, ws);
+                    conv_out o = conv_run(dev, &c, 1, steps, ws);
                     csnn__cpu_temporal_mode = 0;
                     reset_mode();
                     CLOSE(o.y, ref.y, c.ny, 0, 1e-6 * ys * steps);
@@ -336,7 +324,7 @@ static void test_conv_temporal(void **state)
         void *ws = conv_workspace(dev, &d);
         conv_data c = conv_data_make(d, 0.0, 1.0f, 8);
         spike_trains(&c, 4, 0.5, 0.2, 1.0f, 8);
-        conv_out a = conv_run_temporal(dev, &c, 4, ws), b = conv_run(dev, &c, 1, ws);
+        conv_out a = conv_run(dev, &c, 1, 4, ws), b = conv_run(dev, &c, 1, 0, ws);
         TB_SAME(a.y, b.y, c.ny);
         TB_SAME(a.dw, b.dw, c.nw);
         conv_out_free(&a), conv_out_free(&b);
@@ -349,7 +337,7 @@ static void test_conv_temporal(void **state)
     void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
     conv_data c = conv_data_make(d, 0.0, 1.0f, 7);
     spike_trains(&c, 4, 0.5, 0.25, 1.0f, 7);
-    conv_out a = conv_run_temporal(d1, &c, 4, ws1), b = conv_run_temporal(d3, &c, 4, ws3);
+    conv_out a = conv_run(d1, &c, 1, 4, ws1), b = conv_run(d3, &c, 1, 4, ws3);
     TB_SAME(a.y, b.y, c.ny);
     TB_SAME(a.dx, b.dx, c.nx);
     TB_SAME(a.dw, b.dw, c.nw);

@@ -648,29 +648,53 @@ static double max_density(int avx512, double tuned)
     return avx512 ? tuned : CONV_SPARSE_GENERIC_MAX_DENSITY;
 }
 
-csnn_status csnn__cpu_conv2d_forward_sparse(void *dev, const csnn_conv2d_desc *d, const float *x,
-                                            const float *w, const float *b, float *y,
-                                            void *workspace)
+static void tp_fwd_lane(void *arg, int64_t lane, int worker);
+static void tp_bwd_lane(void *arg, int64_t lane, int worker);
+
+/* The job of a spike-sparse entry; with steps > 1 the images are [steps,
+ * seqs] and the lanes (at most seqs) take whole sequences (the temporal
+ * entries). */
+static void sp_job_setup(sp_job *j, const csnn_conv2d_desc *d, int32_t steps, double tuned)
 {
-    static const char op[] = "conv2d_forward_sparse";
-    const cpu_device *dv = dev;
-    CSNN_TRY(csnn__cpu_conv_check(op, d));
-    if (d->n == 0) return CSNN_OK;
-    if (!sp_possible(d)) return csnn__cpu_conv2d_forward(dev, d, x, w, b, y, workspace);
+    csnn__cpu_conv_plan(d, &j->p);
+    sp_make_geom(&j->p, &j->g);
+    j->avx512 = csnn__cpu_use_avx512();
+    j->max_density = max_density(j->avx512, tuned);
+    if (steps > 1) {
+        j->steps = steps;
+        j->seqs = d->n / steps;
+        if (j->p.lanes > j->seqs) j->p.lanes = (int)j->seqs;
+    }
+}
+
+/* conv2d_forward_sparse / _temporal once their shapes are checked and the
+ * other paths are ruled out (steps 1: image by image). */
+static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_conv2d_desc *d,
+                              int32_t steps, const float *x, const float *w, const float *b,
+                              float *y, void *workspace)
+{
     CPU_NOT_NULL(op, x);
     CPU_NOT_NULL(op, w);
     CPU_NOT_NULL(op, y);
     CPU_NOT_NULL(op, workspace);
     if (d->has_bias) CPU_NOT_NULL(op, b);
     sp_job j = {.x = x, .w = w, .b = d->has_bias ? b : NULL, .y = y, .ws = workspace};
-    csnn__cpu_conv_plan(d, &j.p);
-    sp_make_geom(&j.p, &j.g);
-    j.avx512 = csnn__cpu_use_avx512();
-    j.max_density = max_density(j.avx512, CONV_SPARSE_FWD_MAX_DENSITY);
+    sp_job_setup(&j, d, steps, CONV_SPARSE_FWD_MAX_DENSITY);
     j.wt = workspace;
     csnn__cpu_parallel_for(dv, j.p.ckk, 16 + (1 << 14) / d->c_out, make_wt_range, &j);
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, sp_fwd_lane, &j);
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 ? tp_fwd_lane : sp_fwd_lane, &j);
     return CSNN_OK;
+}
+
+csnn_status csnn__cpu_conv2d_forward_sparse(void *dev, const csnn_conv2d_desc *d, const float *x,
+                                            const float *w, const float *b, float *y,
+                                            void *workspace)
+{
+    static const char op[] = "conv2d_forward_sparse";
+    CSNN_TRY(csnn__cpu_conv_check(op, d));
+    if (d->n == 0) return CSNN_OK;
+    if (!sp_possible(d)) return csnn__cpu_conv2d_forward(dev, d, x, w, b, y, workspace);
+    return sp_forward(dev, op, d, 1, x, w, b, y, workspace);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -700,6 +724,18 @@ static void sparse_image_dw(const sp_job *j, const float *xi, const float *dyt, 
     }
 }
 
+/* dy^T [P, copad] of one image, zero in the padding columns. */
+static void dy_transposed(const sp_job *j, const float *dyi, float *dyt)
+{
+    const sp_geom *g = &j->g;
+    const int64_t hw = j->p.hw_out;
+    const int c_out = j->p.d->c_out;
+    simd_transpose(j->avx512, dyi, hw, c_out, hw, dyt, g->copad, NULL);
+    if (c_out < g->copad)
+        for (int64_t q = 0; q < hw; q++)
+            for (int64_t co = c_out; co < g->copad; co++) dyt[q * g->copad + co] = 0.0f;
+}
+
 static void sp_bwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
@@ -716,10 +752,7 @@ static void sp_bwd_lane(void *arg, int64_t lane, int worker)
         int binary;
         if (image_is_sparse(j, xi, &binary)) {
             /* dy^T [P, copad], zero in the padding columns */
-            simd_transpose(j->avx512, dyi, hw, c_out, hw, dyt, g->copad, NULL);
-            if (c_out < g->copad)
-                for (int64_t q = 0; q < hw; q++)
-                    for (int64_t co = c_out; co < g->copad; co++) dyt[q * g->copad + co] = 0.0f;
+            dy_transposed(j, dyi, dyt);
             sparse_image_dw(j, xi, dyt, region, dwt);
         } else {
             /* dW^T [ckk, c_out] += col [ckk, hw] dy_i^T [hw, c_out] */
@@ -764,15 +797,12 @@ static void sum_dwt_range(void *arg, int64_t rb0, int64_t rb1, int worker)
     }
 }
 
-csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *d,
-                                             const float *x, const float *w, const float *dy,
-                                             float *dx, float *dw, float *db, void *workspace)
+/* conv2d_backward_sparse / _temporal once their shapes are checked and the
+ * other paths are ruled out (steps 1: image by image). */
+static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_conv2d_desc *d,
+                               int32_t steps, const float *x, const float *w, const float *dy,
+                               float *dx, float *dw, float *db, void *workspace)
 {
-    static const char op[] = "conv2d_backward_sparse";
-    const cpu_device *dv = dev;
-    CSNN_TRY(csnn__cpu_conv_check(op, d));
-    if (d->n == 0 || !sp_possible(d))
-        return csnn__cpu_conv2d_backward(dev, d, x, w, dy, dx, dw, db, workspace);
     CPU_NOT_NULL(op, dw);
     if (d->has_bias) CPU_NOT_NULL(op, db);
     CPU_NOT_NULL(op, x);
@@ -780,20 +810,28 @@ csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *
     CPU_NOT_NULL(op, dy);
     CPU_NOT_NULL(op, workspace);
     sp_job j = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .ws = workspace};
-    csnn__cpu_conv_plan(d, &j.p);
-    sp_make_geom(&j.p, &j.g);
-    j.avx512 = csnn__cpu_use_avx512();
-    j.max_density = max_density(j.avx512, CONV_SPARSE_DW_MAX_DENSITY);
+    sp_job_setup(&j, d, steps, CONV_SPARSE_DW_MAX_DENSITY);
     if (dx && j.p.taps_dx) { /* W by taps where the forward keeps its W^T */
         j.wt = workspace;
         csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
     }
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, sp_bwd_lane, &j);
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 ? tp_bwd_lane : sp_bwd_lane, &j);
     const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
     csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
                            sum_dwt_range, &j);
     if (d->has_bias) csnn__cpu_channel_sum(dv, dy, db, d->n, d->c_out, j.p.hw_out);
     return CSNN_OK;
+}
+
+csnn_status csnn__cpu_conv2d_backward_sparse(void *dev, const csnn_conv2d_desc *d,
+                                             const float *x, const float *w, const float *dy,
+                                             float *dx, float *dw, float *db, void *workspace)
+{
+    static const char op[] = "conv2d_backward_sparse";
+    CSNN_TRY(csnn__cpu_conv_check(op, d));
+    if (d->n == 0 || !sp_possible(d))
+        return csnn__cpu_conv2d_backward(dev, d, x, w, dy, dx, dw, db, workspace);
+    return sp_backward(dev, op, d, 1, x, w, dy, dx, dw, db, workspace);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -895,27 +933,10 @@ csnn_status csnn__cpu_conv2d_forward_temporal(void *dev, const csnn_conv2d_desc 
                                               float *y, void *workspace)
 {
     static const char op[] = "conv2d_forward_temporal";
-    const cpu_device *dv = dev;
     CSNN_TRY(temporal_check(op, d, steps));
     if (steps == 1 || d->n / steps < TEMPORAL_MIN_SEQS || !sp_possible(d))
         return csnn__cpu_conv2d_forward_sparse(dev, d, x, w, b, y, workspace);
-    CPU_NOT_NULL(op, x);
-    CPU_NOT_NULL(op, w);
-    CPU_NOT_NULL(op, y);
-    CPU_NOT_NULL(op, workspace);
-    if (d->has_bias) CPU_NOT_NULL(op, b);
-    sp_job j = {.x = x, .w = w, .b = d->has_bias ? b : NULL, .y = y, .ws = workspace};
-    csnn__cpu_conv_plan(d, &j.p);
-    sp_make_geom(&j.p, &j.g);
-    j.avx512 = csnn__cpu_use_avx512();
-    j.max_density = max_density(j.avx512, CONV_SPARSE_FWD_MAX_DENSITY);
-    j.wt = workspace;
-    j.steps = steps;
-    j.seqs = d->n / steps;
-    if (j.p.lanes > j.seqs) j.p.lanes = (int)j.seqs;
-    csnn__cpu_parallel_for(dv, j.p.ckk, 16 + (1 << 14) / d->c_out, make_wt_range, &j);
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, tp_fwd_lane, &j);
-    return CSNN_OK;
+    return sp_forward(dev, op, d, steps, x, w, b, y, workspace);
 }
 
 static void tp_bwd_lane(void *arg, int64_t lane, int worker)
@@ -937,14 +958,12 @@ static void tp_bwd_lane(void *arg, int64_t lane, int worker)
             const int64_t i = (int64_t)t * j->seqs + b;
             const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
             /* dy^T [P, copad], zero in the padding columns, added to dsum */
-            simd_transpose(j->avx512, dyi, hw, c_out, hw, dyt, g->copad, NULL);
-            if (c_out < g->copad)
-                for (int64_t q = 0; q < hw; q++)
-                    for (int64_t co = c_out; co < g->copad; co++) dyt[q * g->copad + co] = 0.0f;
-            if (live)
+            if (live) {
+                dy_transposed(j, dyi, dyt);
                 for (int64_t k = 0; k < pc; k++) dsum[k] += dyt[k];
-            else
-                memcpy(dsum, dyt, sizeof(float) * (size_t)pc);
+            } else {
+                dy_transposed(j, dyi, dsum); /* a run starts: dsum = dy^T */
+            }
             live = 1;
             int64_t nonzero, other;
             const int64_t changed = temporal_scan(j, xi, t > 0, &nonzero, &other, delta);
@@ -973,32 +992,8 @@ csnn_status csnn__cpu_conv2d_backward_temporal(void *dev, const csnn_conv2d_desc
                                                void *workspace)
 {
     static const char op[] = "conv2d_backward_temporal";
-    const cpu_device *dv = dev;
     CSNN_TRY(temporal_check(op, d, steps));
     if (steps == 1 || d->n / steps < TEMPORAL_MIN_SEQS || !sp_possible(d))
         return csnn__cpu_conv2d_backward_sparse(dev, d, x, w, dy, dx, dw, db, workspace);
-    CPU_NOT_NULL(op, dw);
-    if (d->has_bias) CPU_NOT_NULL(op, db);
-    CPU_NOT_NULL(op, x);
-    CPU_NOT_NULL(op, w);
-    CPU_NOT_NULL(op, dy);
-    CPU_NOT_NULL(op, workspace);
-    sp_job j = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .ws = workspace};
-    csnn__cpu_conv_plan(d, &j.p);
-    sp_make_geom(&j.p, &j.g);
-    j.avx512 = csnn__cpu_use_avx512();
-    j.max_density = max_density(j.avx512, CONV_SPARSE_DW_MAX_DENSITY);
-    j.steps = steps;
-    j.seqs = d->n / steps;
-    if (j.p.lanes > j.seqs) j.p.lanes = (int)j.seqs;
-    if (dx && j.p.taps_dx) {
-        j.wt = workspace;
-        csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
-    }
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, tp_bwd_lane, &j);
-    const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
-    csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
-                           sum_dwt_range, &j);
-    if (d->has_bias) csnn__cpu_channel_sum(dv, dy, db, d->n, d->c_out, j.p.hw_out);
-    return CSNN_OK;
+    return sp_backward(dev, op, d, steps, x, w, dy, dx, dw, db, workspace);
 }
