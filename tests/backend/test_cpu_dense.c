@@ -79,6 +79,73 @@ static void test_gemm_split(void **state)
     OPS->close(dev);
 }
 
+/* The own kernels for products with a short side (cpu_skinny.c): forced
+ * onto every shape they take (mode 2), with tails of every kind (rows and
+ * columns not filling a register block, k across the NN and NT blocks),
+ * padded leading dimensions and NaN in C (beta 0: never read); then at the
+ * shapes they take by default, where 1 and 3 threads must agree bit for
+ * bit. Skipped without AVX-512. */
+static void test_gemm_skinny(void **state)
+{
+    (void)state;
+    if (!csnn__cpu_use_avx512()) skip();
+    void *d1 = tb_open(1), *d3 = tb_open(3);
+    static const int shorts[] = {1, 7, 16, 29, 32};
+    static const int longs[] = {1, 50, 301};
+    static const int ks[] = {1, 17, 130, 1100};
+    uint64_t seed = 500;
+    csnn__cpu_skinny_mode = 2;
+    for (size_t si = 0; si < sizeof shorts / sizeof shorts[0]; si++)
+        for (size_t li = 0; li < sizeof longs / sizeof longs[0]; li++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                const int s = shorts[si], l = longs[li], k = ks[ki];
+                check_gemm(d3, 0, 0, s, l, k, 1.0f, 0.0f, (int)(seed % 3), seed); /* NN */
+                seed++;
+                check_gemm(d3, 0, 1, s, l, k, 1.0f, 0.0f, (int)(seed % 3), seed); /* NT */
+                seed++;
+                check_gemm(d3, 1, 0, l, k, s, 1.0f, 0.0f, (int)(seed % 3), seed); /* TN */
+                seed++;
+                check_gemm(d3, 0, 0, s, l, k, 0.5f, 1.0f, 1, seed++); /* OpenBLAS */
+            }
+    csnn__cpu_skinny_mode = 0;
+    /* the linear layer of the ANN twin at batch 16, scaled down: taken by
+     * default; the same bits on 1 and 3 threads */
+    tb_rng r = tb_seed(9);
+    const int rows = 16, in = 2000, out = 300;
+    float *x = tb_rand_floats(&r, (size_t)rows * in, -1, 1);
+    float *w = tb_rand_floats(&r, (size_t)out * in, -1, 1);
+    float *g = tb_rand_floats(&r, (size_t)rows * out, -1, 1);
+    float *c1 = tb_floats((size_t)out * in), *c3 = tb_floats((size_t)out * in);
+    assert_int_equal(csnn__cpu_skinny_gemm(d1, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, c1,
+                                           out),
+                     1);
+    assert_int_equal(OPS->gemm(d3, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, c3, out),
+                     CSNN_OK);
+    TB_SAME(c1, c3, (size_t)rows * out);
+    assert_int_equal(csnn__cpu_skinny_gemm(d1, 0, 0, rows, in, out, 1.0f, g, out, w, in, 0.0f, c1,
+                                           in),
+                     1);
+    assert_int_equal(OPS->gemm(d3, 0, 0, rows, in, out, 1.0f, g, out, w, in, 0.0f, c3, in),
+                     CSNN_OK);
+    TB_SAME(c1, c3, (size_t)rows * in);
+    assert_int_equal(csnn__cpu_skinny_gemm(d1, 1, 0, out, in, rows, 1.0f, g, out, x, in, 0.0f, c1,
+                                           in),
+                     1);
+    assert_int_equal(OPS->gemm(d3, 1, 0, out, in, rows, 1.0f, g, out, x, in, 0.0f, c3, in),
+                     CSNN_OK);
+    TB_SAME(c1, c3, (size_t)out * in);
+    /* not taken: beta 1, a long short side, or the lever off */
+    assert_int_equal(csnn__cpu_skinny_gemm(d1, 0, 1, rows, out, in, 1.0f, x, in, w, in, 1.0f, c1,
+                                           out),
+                     0);
+    assert_int_equal(csnn__cpu_skinny_gemm(d1, 0, 1, 64, 4, in / 64, 1.0f, x, in / 64, w,
+                                           in / 64, 0.0f, c1, 4),
+                     0);
+    free(x), free(w), free(g), free(c1), free(c3);
+    OPS->close(d1);
+    OPS->close(d3);
+}
+
 static void test_gemm_degenerate(void **state)
 {
     (void)state;
@@ -376,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_and_memory),
         cmocka_unit_test(test_gemm_shapes),
         cmocka_unit_test(test_gemm_split),
+        cmocka_unit_test(test_gemm_skinny),
         cmocka_unit_test(test_gemm_degenerate),
         cmocka_unit_test(test_gemm_threads_deterministic),
         cmocka_unit_test(test_bias),

@@ -2,7 +2,8 @@
  *
  * gemm splits big products into column (or row) blocks of C, one sgemm per
  * block on the pool. The blocking depends on the shape only, so every
- * element of C comes from the same sgemm call whatever the thread count. */
+ * element of C comes from the same sgemm call whatever the thread count.
+ * Products with a side of at most 32 rows go to cpu_skinny.c instead. */
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -86,6 +87,10 @@ csnn_status csnn__cpu_gemm(void *dev, int trans_a, int trans_b, int64_t m, int64
         CPU_NOT_NULL("gemm", a);
         CPU_NOT_NULL("gemm", b);
     }
+
+    if (!(d && d->no_skinny) &&
+        csnn__cpu_skinny_gemm(d, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        return CSNN_OK;
 
     gemm_job j = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .m = m, .n = n, .k = k,
                   .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .lda = lda, .ldb = ldb,

@@ -18,6 +18,7 @@ typedef struct cpu_device {
      * (csnn__cpu_scratch); one entry runs at a time on a device. */
     void *scratch;
     size_t scratch_bytes;
+    int no_skinny; /* CSNN_DISABLE names "skinny": every product goes to OpenBLAS */
 } cpu_device;
 
 /* Returns INVALID_ARGUMENT naming the op when `ptr` is NULL. */
@@ -226,6 +227,16 @@ csnn_status csnn__cpu_loss(void *dev, const csnn_loss_desc *d, const float *out,
                            const int32_t *labels, float *loss, float *grad);
 csnn_status csnn__cpu_optim_step(void *dev, const csnn_optim_desc *d, int64_t n, float *w,
                                  const float *g, float *m, float *v);
+
+/** Runs the product of csnn__cpu_gemm with the own AVX-512 kernels of
+ *  cpu_skinny.c when its shape is one they take (a side of at most 32 rows,
+ *  alpha 1, beta 0) and returns 1; returns 0, doing nothing, otherwise. */
+int csnn__cpu_skinny_gemm(const cpu_device *d, int trans_a, int trans_b, int64_t m, int64_t n,
+                          int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                          int64_t ldb, float beta, float *c, int64_t ldc);
+/** 0: the skinny kernels take the shapes where they pay (the default), 1:
+ *  never, 2: every shape they can (for tests). */
+extern int csnn__cpu_skinny_mode;
 
 /* OpenBLAS, loaded at run time by cpu_blas.c (see there for why). */
 extern __typeof__(cblas_sgemm) *csnn__cpu_sgemm;
