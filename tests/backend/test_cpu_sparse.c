@@ -8,6 +8,7 @@
  * ones, dx and db bit for bit (they take the same code); 1 vs 3 threads bit
  * for bit; workspaces full of NaN garbage; argument errors. */
 #include "backend_test.h"
+#include "../../lib/backend/cpu/cpu_amx.h"
 #include "../../lib/backend/cpu/cpu_internal.h"
 
 static const double densities[] = {0.0, 0.01, 0.1, 0.3, 0.7, 1.0};
@@ -402,6 +403,106 @@ static void test_conv_errors(void **state)
     OPS->close(dev);
 }
 
+/* The weight gradient on AMX tiles (cpu_amx.c), on CPUs that have them:
+ * first called directly against a double reference, with dy spread over
+ * 80 binades (its three-part split must be exact: a part dropped shows as
+ * relative errors of 2^-16 or 2^-8), inputs 0/1 and 0/2, and an input that
+ * is not a bfloat16 number (refused, dwt untouched); then through the
+ * sparse and temporal backward entries on shapes it takes, against the
+ * dense entries, and 1 vs 3 threads bit for bit. */
+static void test_conv_amx(void **state)
+{
+    (void)state;
+    if (!csnn__cpu_amx_usable()) skip();
+    /*                          n c_in h   w c_out kh kw sh sw ph pw bias */
+    static const int shapes[][12] = {{3, 64, 7, 10, 32, 3, 5, 1, 1, 1, 2, 1},
+                                     {2, 32, 6, 9, 64, 3, 3, 1, 1, 0, 0, 0},
+                                     {2, 32, 5, 5, 32, 1, 1, 1, 1, 0, 0, 1},
+                                     {2, 32, 24, 24, 32, 3, 3, 1, 1, 1, 1, 1}};
+    void *dev = tb_open(2);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int *v = shapes[s];
+        csnn_conv2d_desc d =
+            conv_desc(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]);
+        cpu_amx_conv a;
+        assert_int_equal(csnn__cpu_amx_conv_plan(&d, &a), 1);
+        const int64_t p_out = (int64_t)d.h_out * d.w_out, kk = d.kh * d.kw;
+        const size_t nxi = (size_t)d.c_in * d.h_in * d.w_in, nw = (size_t)d.c_out * d.c_in * kk;
+        tb_rng r = tb_seed(900 + s);
+        for (int value = 1; value <= 2; value++) {
+            float *x = spikes(&r, nxi, 0.4, (float)value);
+            float *dyt = tb_floats((size_t)p_out * d.c_out);
+            for (size_t i = 0; i < (size_t)p_out * d.c_out; i++)
+                dyt[i] = (float)ldexp(2.0 * tb_uniform(&r) - 1.0, (int)(tb_uniform(&r) * 80) - 40);
+            float *dwt = tb_rand_floats(&r, nw, -1, 1), *dwt0 = tb_floats(nw);
+            memcpy(dwt0, dwt, nw * sizeof(float));
+            size_t sbytes = (csnn__cpu_amx_conv_floats(&a) * sizeof(float) + 63) & ~(size_t)63;
+            float *scratch = aligned_alloc(64, sbytes);
+            assert_non_null(scratch);
+            assert_int_equal(csnn__cpu_amx_dw_image(&a, x, dyt, scratch, dwt), 1);
+            for (int ci = 0; ci < d.c_in; ci++)
+                for (int64_t tap = 0; tap < kk; tap++)
+                    for (int co = 0; co < d.c_out; co++) {
+                        const int ky = (int)(tap / d.kw), kx = (int)(tap % d.kw);
+                        const size_t at = ((size_t)ci * kk + tap) * d.c_out + co;
+                        double sum = dwt0[at], scale = fabs(dwt0[at]);
+                        for (int oy = 0; oy < d.h_out; oy++)
+                            for (int ox = 0; ox < d.w_out; ox++) {
+                                const int iy = oy + ky - d.pad_h, ix = ox + kx - d.pad_w;
+                                if (iy < 0 || iy >= d.h_in || ix < 0 || ix >= d.w_in) continue;
+                                const double t =
+                                    (double)x[((size_t)ci * d.h_in + iy) * d.w_in + ix] *
+                                    dyt[((size_t)oy * d.w_out + ox) * d.c_out + co];
+                                sum += t;
+                                scale += fabs(t);
+                            }
+                        if (!(fabs(dwt[at] - sum) <= 2e-6 * scale))
+                            fail_msg("amx dw shape %zu value %d: [ci %d tap %lld co %d] %.9g, "
+                                     "want %.9g (scale %.3g)",
+                                     s, value, ci, (long long)tap, co, dwt[at], sum, scale);
+                    }
+            /* an input that is not a bfloat16 number: refused, dwt untouched */
+            memcpy(dwt, dwt0, nw * sizeof(float));
+            x[nxi / 2] = 0.1f;
+            assert_int_equal(csnn__cpu_amx_dw_image(&a, x, dyt, scratch, dwt), 0);
+            assert_memory_equal(dwt, dwt0, nw * sizeof(float));
+            free(x), free(dyt), free(dwt), free(dwt0), free(scratch);
+        }
+        /* the entries (AMX in the default mode, the other kernels in the
+         * forced ones), against the dense entries */
+        if (s < 3) check_conv(dev, d, 40 + s);
+    }
+    /* the temporal entry, and an input that is not bf16 within a batch */
+    check_temporal(dev, conv_desc(16, 32, 6, 6, 32, 3, 3, 1, 1, 1, 1, 1), 2, 7);
+    {
+        csnn_conv2d_desc d = conv_desc(6, 32, 5, 7, 32, 3, 3, 1, 1, 1, 1, 1);
+        void *ws = conv_workspace(dev, &d);
+        conv_data c = conv_data_make(d, 0.3, 1.0f, 77);
+        c.x[c.nx / 2 + 3] = 0.3f; /* image 3 takes the float kernels */
+        double ys, wsc;
+        conv_scales(&c, &ys, &wsc);
+        conv_out ref = conv_run(dev, &c, 0, 0, ws), o = conv_run(dev, &c, 1, 0, ws);
+        CLOSE(o.dw, ref.dw, c.nw, 0, 1e-6 * wsc);
+        TB_SAME(o.dx, ref.dx, c.nx);
+        conv_out_free(&ref), conv_out_free(&o);
+        conv_data_free(&c);
+        OPS->free(dev, ws);
+    }
+    OPS->close(dev);
+    /* 1 and 3 threads: bit for bit */
+    void *d1 = tb_open(1), *d3 = tb_open(3);
+    csnn_conv2d_desc d = conv_desc(14, 32, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1);
+    void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
+    conv_data c = conv_data_make(d, 0.3, 1.0f, 43);
+    conv_out a = conv_run(d1, &c, 1, 0, ws1), b = conv_run(d3, &c, 1, 0, ws3);
+    TB_SAME(a.dw, b.dw, c.nw);
+    TB_SAME(a.dx, b.dx, c.nx);
+    conv_out_free(&a), conv_out_free(&b);
+    conv_data_free(&c);
+    OPS->free(d1, ws1), OPS->free(d3, ws3);
+    OPS->close(d1), OPS->close(d3);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Linear                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -555,6 +656,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),   cmocka_unit_test(test_conv_threads),
         cmocka_unit_test(test_conv_errors),   cmocka_unit_test(test_conv_temporal),
+        cmocka_unit_test(test_conv_amx),
         cmocka_unit_test(test_linear_shapes),
         cmocka_unit_test(test_linear_threads), cmocka_unit_test(test_linear_edges),
     };

@@ -24,10 +24,11 @@ static csnn_status cpu_open(int index, int n_threads, void **dev)
     cpu_device *d = csnn__calloc_array(1, sizeof *d, "cpu device");
     if (!d) return CSNN_ERR_OUT_OF_MEMORY;
     d->n_threads = n_threads > 0 ? n_threads : csnn__cpu_count();
-    /* the one lever of CSNN_DISABLE that lives in the backend (the others
-     * are the engine's, lib/model.c) */
+    /* the levers of CSNN_DISABLE that live in the backend (the others are
+     * the engine's, lib/model.c) */
     const char *off = getenv("CSNN_DISABLE");
     d->no_skinny = off && strstr(off, "skinny") != NULL;
+    d->no_amx = off && strstr(off, "amx") != NULL;
     csnn_status st = csnn__pool_create(d->n_threads, &d->pool);
     if (st != CSNN_OK) {
         free(d);

@@ -36,6 +36,7 @@
  * portable C version for other CPUs (slow: see the thresholds). */
 #include <string.h>
 
+#include "cpu_amx.h"
 #include "cpu_conv.h"
 #include "cpu_simd.h"
 
@@ -70,6 +71,9 @@ typedef struct {
     size_t mask_floats;   /* the masks' part of the region */
     size_t delta_off;     /* x[t] - x[t-1] of one image (temporal entries) */
     size_t dsum_off;      /* dy^T summed over steps [P, copad] (temporal backward) */
+    cpu_amx_conv amx;     /* the AMX weight gradient's geometry ... */
+    int amx_shape;        /* ... when the shape suits it */
+    size_t amx_off;       /* its scratch in the region, past dy^T */
 } sp_geom;
 
 /* Whether the sparse path applies at all: the taps of a block fit a mask. */
@@ -110,6 +114,11 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
     g->mask_floats = ALIGN_FLOATS((size_t)g->q * 2) +
                      ALIGN_FLOATS(((size_t)d->h_in + 1) * (size_t)d->w_out * 2);
     size_t need = g->mask_floats + ALIGN_FLOATS((size_t)p->hw_out * (size_t)g->copad);
+    g->amx_shape = csnn__cpu_amx_conv_plan(d, &g->amx);
+    if (g->amx_shape) {
+        g->amx_off = need;
+        need += csnn__cpu_amx_conv_floats(&g->amx);
+    }
     g->region_floats = need > p->col_floats ? need : p->col_floats;
     /* the temporal entries' step difference and dy suffix sum, past the
      * buffers of the per-image paths */
@@ -554,7 +563,10 @@ typedef struct {
     void *ws;
     int32_t steps; /* temporal entries: images [steps, seqs] */
     int64_t seqs;
+    int amx; /* the weight gradient on AMX tiles (backward) */
 } sp_job;
+
+static int64_t seq_first(const sp_job *j, int64_t lane);
 
 /* Whether image xi goes the sparse way; *binary: whether its non-zero values
  * are all exactly 1 (spikes, pooled spikes), where the forward kernels add
@@ -764,6 +776,42 @@ static void sp_bwd_lane(void *arg, int64_t lane, int worker)
     }
 }
 
+/* The backward with the weight gradient on AMX tiles, image by image
+ * (steps > 1: the lane's sequences, every step); an image whose inputs are
+ * not all bfloat16 numbers takes the per-image paths of sp_bwd_lane. */
+static void amx_bwd_lane(void *arg, int64_t lane, int worker)
+{
+    (void)worker;
+    const sp_job *j = arg;
+    const conv_plan *p = &j->p;
+    const sp_geom *g = &j->g;
+    const int hw = (int)p->hw_out, ckk = (int)p->ckk, c_out = p->d->c_out;
+    float *region = sp_region(g, j->ws, lane);
+    float *dyt = region + g->mask_floats, *scratch = region + g->amx_off;
+    float *dwt = sp_lane_dwt(g, j->ws, lane);
+    memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
+    const int64_t steps = j->steps > 1 ? j->steps : 1;
+    const int64_t first = steps > 1 ? seq_first(j, lane) : conv_lane_first(p, lane);
+    const int64_t last = steps > 1 ? seq_first(j, lane + 1) : conv_lane_first(p, lane + 1);
+    for (int64_t b = first; b < last; b++)
+        for (int64_t t = 0; t < steps; t++) {
+            const int64_t i = t * (steps > 1 ? j->seqs : 0) + b;
+            const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
+            dy_transposed(j, dyi, dyt);
+            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt)) {
+                int binary;
+                if (image_is_sparse(j, xi, &binary)) {
+                    sparse_image_dw(j, xi, dyt, region, dwt);
+                } else {
+                    if (!p->direct) csnn__cpu_im2col(p->d, (float *)xi, region, 1);
+                    csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ckk, c_out, hw, 1.0f,
+                                    p->direct ? xi : region, hw, dyi, hw, 1.0f, dwt, g->copad);
+                }
+            }
+            if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
+        }
+}
+
 #define SUM_ROWS 16
 
 /* dw [c_out, ckk] = sum over lanes (in order) of dW^T_lane, transposed:
@@ -815,7 +863,11 @@ static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_
         j.wt = workspace;
         csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
     }
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 ? tp_bwd_lane : sp_bwd_lane, &j);
+    /* (not when a test forces the sparse or the dense kernels) */
+    j.amx = j.g.amx_shape && csnn__cpu_sparse_mode == 0 && !(dv && dv->no_amx) &&
+            csnn__cpu_amx_usable();
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes,
+                   j.amx ? amx_bwd_lane : steps > 1 ? tp_bwd_lane : sp_bwd_lane, &j);
     const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
     csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
                            sum_dwt_range, &j);

@@ -19,6 +19,7 @@ typedef struct cpu_device {
     void *scratch;
     size_t scratch_bytes;
     int no_skinny; /* CSNN_DISABLE names "skinny": every product goes to OpenBLAS */
+    int no_amx;    /* CSNN_DISABLE names "amx": no AMX tiles */
 } cpu_device;
 
 /* Returns INVALID_ARGUMENT naming the op when `ptr` is NULL. */

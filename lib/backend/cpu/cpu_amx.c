@@ -1,0 +1,252 @@
+/* cpu_amx.c - a convolution's weight gradient on AMX tiles, for inputs whose
+ * values are bfloat16 numbers (spikes: 0 and 1; dropped-out spikes: 0 and
+ * 2), on CPUs with AMX-BF16 (Sapphire Rapids and later).
+ *
+ * dW[co, ci, ky, kx] = sum over positions of dy[co, oy, ox] x[ci, oy + ky -
+ * pad_h, ox + kx - pad_w] (stride 1). An AMX product multiplies bfloat16
+ * numbers exactly and adds in float. x is a bfloat16 number (checked per
+ * image: the low 16 bits of every input are zero); dy is a float, cut
+ * exactly into three bfloat16 parts, dy = hi + mid + lo (hi = dy with the
+ * low 16 bits cleared, mid the same of dy - hi, lo = dy - hi - mid, which
+ * has at most 8 significant bits; every subtraction is exact). So each
+ * x * part is exact and the sum is a float sum of the same products as the
+ * float kernels' (x * dy = x*hi + x*mid + x*lo exactly), grouped
+ * differently: the result agrees with them to float rounding. (AMX treats
+ * subnormal inputs as zero: parts below 2^-126, i.e. a gradient below about
+ * 2^-110 in magnitude, lose those bits.)
+ *
+ * Layout, per image: the input planes are padded and flattened with rows
+ * WP = w_in + 2 pad_w wide, so that the output position (oy, ox) anchors at
+ * a = oy WP + ox and tap (ky, kx) reads a + ky WP + kx: a tile of A is 16
+ * channels x 32 consecutive anchors, shifted by the tap, straight from the
+ * padded planes. dy goes into B in the pair-interleaved layout TDPBF16PS
+ * wants ([a / 2][co][2], one array per part), zero at the anchors that are
+ * not output positions (ox >= w_out). C is 16 channels x 16 output channels
+ * of one tap of dW^T [(ci, tap), co], loaded from and stored back into the
+ * caller's partial sum. */
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_amx.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#include <immintrin.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define CSNN_HAVE_AMX_KERNELS 1
+#define AMX_TARGET                                                                                 \
+    __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,bmi")))
+#endif
+
+int csnn__cpu_amx_mode;
+
+#ifdef CSNN_HAVE_AMX_KERNELS
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static int amx_granted;
+
+/* Linux hands out the tile state only to processes that ask for it. */
+static void amx_request(void)
+{
+    amx_granted = __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") &&
+                  syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+#endif
+
+int csnn__cpu_amx_usable(void)
+{
+#ifdef CSNN_HAVE_AMX_KERNELS
+    if (csnn__cpu_amx_mode == 1 || !csnn__cpu_use_avx512()) return 0;
+    pthread_once(&amx_once, amx_request);
+    return amx_granted;
+#else
+    return 0;
+#endif
+}
+
+int csnn__cpu_amx_conv_plan(const csnn_conv2d_desc *d, cpu_amx_conv *a)
+{
+    memset(a, 0, sizeof *a);
+    if (d->stride_h != 1 || d->stride_w != 1 || d->c_in % 32 != 0 || d->c_out % 32 != 0 ||
+        d->pad_h >= d->kh || d->pad_w >= d->kw || d->h_out < 1 || d->w_out < 1)
+        return 0;
+    a->d = d;
+    a->wp = d->w_in + 2 * d->pad_w;
+    a->kk = d->kh * d->kw;
+    a->kpad = ((int64_t)d->h_out * a->wp + 31) & ~(int64_t)31;
+    a->ps = (a->kpad + (int64_t)(d->kh - 1) * a->wp + d->kw + 31) & ~(int64_t)31;
+    /* x planes [c_in][ps] bf16; dy parts 3 x [kpad / 2][c_out] pairs; with
+     * 16-float (64-byte) alignment of each */
+    a->x_floats = ((size_t)d->c_in * (size_t)a->ps / 2 + 15) & ~(size_t)15;
+    a->dy_floats = ((size_t)(a->kpad / 2) * (size_t)d->c_out + 15) & ~(size_t)15;
+    return 1;
+}
+
+size_t csnn__cpu_amx_conv_floats(const cpu_amx_conv *a)
+{
+    return a->x_floats + 3 * a->dy_floats;
+}
+
+#ifdef CSNN_HAVE_AMX_KERNELS
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+/* Every tile 16 rows x 64 bytes. */
+static AMX_TARGET void amx_configure(void)
+{
+    amx_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        c.colsb[t] = 64;
+        c.rows[t] = 16;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* The padded bf16 planes of one image; 0 when an input is not a bf16
+ * number (its low 16 bits are not zero). */
+static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *xp)
+{
+    const csnn_conv2d_desc *d = a->d;
+    memset(xp, 0, (size_t)d->c_in * (size_t)a->ps * sizeof *xp);
+    const __mmask16 tail = (__mmask16)((1u << (d->w_in % 16)) - 1);
+    __m512i low = _mm512_setzero_si512();
+    for (int ci = 0; ci < d->c_in; ci++)
+        for (int iy = 0; iy < d->h_in; iy++) {
+            const uint32_t *src = (const uint32_t *)(xi + ((int64_t)ci * d->h_in + iy) * d->w_in);
+            uint16_t *dst = xp + (int64_t)ci * a->ps + (int64_t)(iy + d->pad_h) * a->wp + d->pad_w;
+            int ix = 0;
+            for (; ix + 16 <= d->w_in; ix += 16) {
+                const __m512i v = _mm512_loadu_si512(src + ix);
+                low = _mm512_or_si512(low, v);
+                _mm256_storeu_si256((__m256i *)(dst + ix),
+                                    _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+            }
+            if (ix < d->w_in) {
+                const __m512i v = _mm512_maskz_loadu_epi32(tail, src + ix);
+                low = _mm512_or_si512(low, v);
+                _mm256_mask_storeu_epi16(dst + ix, tail,
+                                         _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+            }
+        }
+    return _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+}
+
+/* The three parts of 16 floats (as bits): hi, mid, lo, each a bf16 in the
+ * high half of a 32-bit lane. */
+static inline __attribute__((always_inline)) AMX_TARGET void
+split3(__m512 v, __m512i *hi, __m512i *mid, __m512i *lo)
+{
+    const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u);
+    const __m512i h = _mm512_and_si512(_mm512_castps_si512(v), top);
+    const __m512 r1 = _mm512_sub_ps(v, _mm512_castsi512_ps(h));
+    const __m512i m = _mm512_and_si512(_mm512_castps_si512(r1), top);
+    const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(m));
+    *hi = h;
+    *mid = m;
+    *lo = _mm512_and_si512(_mm512_castps_si512(r2), top);
+}
+
+/* dy^T [P][c_out] (float) into the three pair-interleaved parts
+ * [kpad / 2][c_out] (uint32: the bf16 of anchor 2k in the low half, of
+ * anchor 2k + 1 in the high half), zero at the anchors that are not output
+ * positions. */
+static AMX_TARGET void pack_dy(const cpu_amx_conv *a, const float *dyt, uint32_t *parts)
+{
+    const csnn_conv2d_desc *d = a->d;
+    const int c_out = d->c_out;
+    uint32_t *p0 = parts, *p1 = parts + a->dy_floats, *p2 = parts + 2 * a->dy_floats;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t k = 0; k < a->kpad / 2; k++) {
+        const float *row[2];
+        for (int e = 0; e < 2; e++) {
+            const int64_t anchor = 2 * k + e, oy = anchor / a->wp, ox = anchor % a->wp;
+            row[e] = oy < d->h_out && ox < d->w_out ? dyt + (oy * d->w_out + ox) * c_out : NULL;
+        }
+        for (int co = 0; co < c_out; co += 16) {
+            __m512i h0, m0, l0, h1, m1, l1;
+            split3(row[0] ? _mm512_loadu_ps(row[0] + co) : zero, &h0, &m0, &l0);
+            split3(row[1] ? _mm512_loadu_ps(row[1] + co) : zero, &h1, &m1, &l1);
+            const int64_t o = k * c_out + co;
+            _mm512_store_si512(p0 + o, _mm512_or_si512(_mm512_srli_epi32(h0, 16), h1));
+            _mm512_store_si512(p1 + o, _mm512_or_si512(_mm512_srli_epi32(m0, 16), m1));
+            _mm512_store_si512(p2 + o, _mm512_or_si512(_mm512_srli_epi32(l0, 16), l1));
+        }
+    }
+}
+
+/* dwt [(ci kk + tap) * c_out + co] += the image's products. */
+static AMX_TARGET void dw_tiles(const cpu_amx_conv *a, const uint16_t *xp, const uint32_t *parts,
+                                float *dwt)
+{
+    const csnn_conv2d_desc *d = a->d;
+    const int c_out = d->c_out, kk = a->kk;
+    const int64_t cstride = (int64_t)kk * c_out * (int64_t)sizeof(float);
+    const int64_t astride = a->ps * (int64_t)sizeof(uint16_t);
+    const int64_t bstride = (int64_t)c_out * (int64_t)sizeof(uint32_t);
+    const uint32_t *part[3] = {parts, parts + a->dy_floats, parts + 2 * a->dy_floats};
+    for (int tap = 0; tap < kk; tap++) {
+        const int64_t off = (int64_t)(tap / d->kw) * a->wp + tap % d->kw;
+        for (int ci = 0; ci < d->c_in; ci += 32)
+            for (int co = 0; co < c_out; co += 32) {
+                float *c00 = dwt + ((int64_t)ci * kk + tap) * c_out + co;
+                float *c10 = c00 + 16 * (int64_t)kk * c_out;
+                _tile_loadd(0, c00, cstride);
+                _tile_loadd(1, c00 + 16, cstride);
+                _tile_loadd(2, c10, cstride);
+                _tile_loadd(3, c10 + 16, cstride);
+                const uint16_t *x0 = xp + (int64_t)ci * a->ps + off, *x1 = x0 + 16 * a->ps;
+                for (int64_t an = 0; an < a->kpad; an += 32) {
+                    _tile_loadd(4, x0 + an, astride);
+                    _tile_loadd(5, x1 + an, astride);
+                    for (int s = 0; s < 3; s++) {
+                        const uint32_t *b = part[s] + (an / 2) * c_out + co;
+                        _tile_loadd(6, b, bstride);
+                        _tile_loadd(7, b + 16, bstride);
+                        _tile_dpbf16ps(0, 4, 6);
+                        _tile_dpbf16ps(1, 4, 7);
+                        _tile_dpbf16ps(2, 5, 6);
+                        _tile_dpbf16ps(3, 5, 7);
+                    }
+                }
+                _tile_stored(0, c00, cstride);
+                _tile_stored(1, c00 + 16, cstride);
+                _tile_stored(2, c10, cstride);
+                _tile_stored(3, c10 + 16, cstride);
+            }
+    }
+}
+
+static AMX_TARGET int dw_image(const cpu_amx_conv *a, const float *xi, const float *dyt,
+                               float *scratch, float *dwt)
+{
+    uint16_t *xp = (uint16_t *)scratch;
+    uint32_t *parts = (uint32_t *)(scratch + a->x_floats);
+    if (!pack_x(a, xi, xp)) return 0;
+    pack_dy(a, dyt, parts);
+    amx_configure();
+    dw_tiles(a, xp, parts, dwt);
+    _tile_release();
+    return 1;
+}
+#endif /* CSNN_HAVE_AMX_KERNELS */
+
+int csnn__cpu_amx_dw_image(const cpu_amx_conv *a, const float *xi, const float *dyt,
+                           float *scratch, float *dwt)
+{
+#ifdef CSNN_HAVE_AMX_KERNELS
+    if (!csnn__cpu_amx_usable()) return 0;
+    return dw_image(a, xi, dyt, scratch, dwt);
+#else
+    (void)a, (void)xi, (void)dyt, (void)scratch, (void)dwt;
+    return 0;
+#endif
+}
