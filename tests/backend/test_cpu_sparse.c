@@ -471,6 +471,50 @@ static void test_conv_amx(void **state)
         /* the entries (AMX in the default mode, the other kernels in the
          * forced ones), against the dense entries */
         if (s < 3) check_conv(dev, d, 40 + s);
+        /* infinities and a NaN (payload in its low bits) in dy: where the
+         * dense entry (im2col + sgemm: its zeros times an infinity included)
+         * has an infinity or a NaN, so does AMX, and the other elements agree */
+        if (s == 0) {
+            csnn_conv2d_desc d1 = d;
+            d1.n = 1;
+            conv_data c = conv_data_make(d1, 0.5, 1.0f, 99);
+            uint32_t nan_bits = 0x7F800001u;
+            c.dy[5] = INFINITY;
+            c.dy[c.ny / 2] = -INFINITY;
+            memcpy(&c.dy[c.ny - 7], &nan_bits, sizeof nan_bits);
+            void *ws = conv_workspace(dev, &d1);
+            conv_out ref = conv_run(dev, &c, 0, 0, ws);
+            OPS->free(dev, ws);
+            float *dyt = tb_floats(c.ny), *dwt = tb_floats(c.nw);
+            for (int64_t q = 0; q < p_out; q++)
+                for (int co = 0; co < d.c_out; co++) dyt[q * d.c_out + co] = c.dy[co * p_out + q];
+            memset(dwt, 0, c.nw * sizeof(float));
+            size_t sbytes = (csnn__cpu_amx_conv_floats(&a) * sizeof(float) + 63) & ~(size_t)63;
+            float *scratch = aligned_alloc(64, sbytes);
+            assert_non_null(scratch);
+            assert_int_equal(csnn__cpu_amx_dw_image(&a, c.x, dyt, scratch, dwt), 1);
+            size_t n_inf = 0, n_nan = 0;
+            for (int co = 0; co < d.c_out; co++)
+                for (int ci = 0; ci < d.c_in; ci++)
+                    for (int64_t tap = 0; tap < kk; tap++) {
+                        const float want = ref.dw[((size_t)co * d.c_in + ci) * kk + tap];
+                        const float got = dwt[((size_t)ci * kk + tap) * d.c_out + co];
+                        n_inf += isinf(want) != 0, n_nan += isnan(want) != 0;
+                        if (isnan(want) != isnan(got) || (isinf(want) && got != want) ||
+                            (isfinite(want) &&
+                             !(fabs(got - want) <= 1e-5 * (1.0 + fabs(want)))))
+                            fail_msg("amx dw with non-finite dy: [co %d ci %d tap %lld] %g, "
+                                     "dense %g",
+                                     co, ci, (long long)tap, got, want);
+                    }
+            assert_true(n_inf > 0 && n_nan > 0);
+            /* an infinite input: refused (the float kernels take it) */
+            c.x[3] = INFINITY;
+            assert_int_equal(csnn__cpu_amx_dw_image(&a, c.x, dyt, scratch, dwt), 0);
+            free(dyt), free(dwt), free(scratch);
+            conv_out_free(&ref);
+            conv_data_free(&c);
+        }
     }
     /* the temporal entry, and an input that is not bf16 within a batch */
     check_temporal(dev, conv_desc(16, 32, 6, 6, 32, 3, 3, 1, 1, 1, 1, 1), 2, 7);

@@ -13,7 +13,9 @@
  * float kernels' (x * dy = x*hi + x*mid + x*lo exactly), grouped
  * differently: the result agrees with them to float rounding. (AMX treats
  * subnormal inputs as zero: parts below 2^-126, i.e. a gradient below about
- * 2^-110 in magnitude, lose those bits.)
+ * 2^-110 in magnitude, lose those bits. An infinite or NaN dy is kept
+ * whole in hi; images with an infinite or NaN input take the float
+ * kernels.)
  *
  * Layout, per image: the input planes are padded and flattened with rows
  * WP = w_in + 2 pad_w wide, so that the output position (oy, ox) anchors at
@@ -111,14 +113,18 @@ static AMX_TARGET void amx_configure(void)
     _tile_loadconfig(&c);
 }
 
-/* The padded bf16 planes of one image; 0 when an input is not a bf16
- * number (its low 16 bits are not zero). */
+/* The padded bf16 planes of one image; 0 when an input is not a finite
+ * bf16 number (its low 16 bits are not zero, or it is an infinity or a
+ * NaN: inf * 0 in a part product would make a NaN where the float kernels
+ * give an infinity). */
 static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *xp)
 {
     const csnn_conv2d_desc *d = a->d;
     memset(xp, 0, (size_t)d->c_in * (size_t)a->ps * sizeof *xp);
     const __mmask16 tail = (__mmask16)((1u << (d->w_in % 16)) - 1);
+    const __m512i expo = _mm512_set1_epi32(0x7F800000);
     __m512i low = _mm512_setzero_si512();
+    __mmask16 bad = 0;
     for (int ci = 0; ci < d->c_in; ci++)
         for (int iy = 0; iy < d->h_in; iy++) {
             const uint32_t *src = (const uint32_t *)(xi + ((int64_t)ci * d->h_in + iy) * d->w_in);
@@ -127,32 +133,44 @@ static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *x
             for (; ix + 16 <= d->w_in; ix += 16) {
                 const __m512i v = _mm512_loadu_si512(src + ix);
                 low = _mm512_or_si512(low, v);
+                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, expo), expo);
                 _mm256_storeu_si256((__m256i *)(dst + ix),
                                     _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
             }
             if (ix < d->w_in) {
                 const __m512i v = _mm512_maskz_loadu_epi32(tail, src + ix);
                 low = _mm512_or_si512(low, v);
+                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, expo), expo);
                 _mm256_mask_storeu_epi16(dst + ix, tail,
                                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
             }
         }
-    return _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
 }
 
 /* The three parts of 16 floats (as bits): hi, mid, lo, each a bf16 in the
- * high half of a 32-bit lane. */
+ * high half of a 32-bit lane. An infinity or a NaN is all hi (mid and lo
+ * zero), so that x * dy keeps the float kernels' infinity or NaN. */
 static inline __attribute__((always_inline)) AMX_TARGET void
 split3(__m512 v, __m512i *hi, __m512i *mid, __m512i *lo)
 {
     const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u);
-    const __m512i h = _mm512_and_si512(_mm512_castps_si512(v), top);
+    const __m512i expo = _mm512_set1_epi32(0x7F800000);
+    const __m512i bits = _mm512_castps_si512(v);
+    /* a NaN whose payload is all in the low bits must stay a NaN */
+    const __mmask16 nan =
+        _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), expo);
+    const __m512i h = _mm512_mask_or_epi32(_mm512_and_si512(bits, top), nan,
+                                           _mm512_and_si512(bits, top),
+                                           _mm512_set1_epi32(0x00400000));
+    const __mmask16 finite =
+        _mm512_cmpneq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), expo), expo);
     const __m512 r1 = _mm512_sub_ps(v, _mm512_castsi512_ps(h));
-    const __m512i m = _mm512_and_si512(_mm512_castps_si512(r1), top);
+    const __m512i m = _mm512_maskz_and_epi32(finite, _mm512_castps_si512(r1), top);
     const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(m));
     *hi = h;
     *mid = m;
-    *lo = _mm512_and_si512(_mm512_castps_si512(r2), top);
+    *lo = _mm512_maskz_and_epi32(finite, _mm512_castps_si512(r2), top);
 }
 
 /* dy^T [P][c_out] (float) into the three pair-interleaved parts

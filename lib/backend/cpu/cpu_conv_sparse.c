@@ -33,7 +33,12 @@
  * would pass its budget), so results do not depend on the thread count.
  *
  * The inner loops have an AVX-512 version (chosen at run time) and a
- * portable C version for other CPUs (slow: see the thresholds). */
+ * portable C version for other CPUs (slow: see the thresholds).
+ *
+ * On CPUs with AMX-BF16 the backward entries take the weight gradient of
+ * every image whose inputs are bfloat16 numbers on AMX tiles instead
+ * (cpu_amx.c, amx_bwd_lane below; dense over the positions, exact
+ * products, float sums), for the shapes cpu_amx.c takes. */
 #include <string.h>
 
 #include "cpu_amx.h"
