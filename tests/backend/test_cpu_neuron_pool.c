@@ -149,11 +149,14 @@ static const pcfg pools[] = {
 };
 
 /* The 2 x 2 routing of the fused backward against the general one, on
- * planes of even and odd sizes, with -0, infinities and NaN in dy. */
+ * planes of even and odd sizes, with -0, infinities and NaN in dy; and its
+ * AVX-512 version (16 windows at a time, then the rest of the row) where
+ * the CPU has it. */
 static void test_pool_2x2_backward(void **state)
 {
     (void)state;
-    static const int sizes[][2] = {{6, 6}, {7, 9}, {24, 24}, {2, 3}, {48, 48}, {5, 17}};
+    static const int sizes[][2] = {{6, 6},   {7, 9},  {24, 24}, {2, 3},
+                                   {48, 48}, {5, 17}, {10, 71}, {4, 64}};
     tb_rng r = tb_seed(3);
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         csnn_pool_desc d = {.planes = 1, .h_in = sizes[k][0], .w_in = sizes[k][1],
@@ -173,6 +176,12 @@ static void test_pool_2x2_backward(void **state)
         if (d.h_in % 2 || d.w_in % 2) memset(b, 0, nin * sizeof(float));
         pool_2x2_backward(&d, dy, am, b);
         TB_SAME(a, b, nin);
+        if (csnn__cpu_isa() == CPU_ISA_AVX512) {
+            tb_fill(b, nin, 5.0f);
+            if (d.h_in % 2 || d.w_in % 2) memset(b, 0, nin * sizeof(float));
+            pool_2x2_backward_avx512(&d, dy, am, b);
+            TB_SAME(a, b, nin);
+        }
         free(dy), free(a), free(b), free(am);
     }
 }

@@ -41,6 +41,7 @@ typedef struct {
     uint8_t *argmax;
     float *scratch;       /* per worker: ws_floats floats */
     size_t ws_floats;
+    int avx512;           /* pool_2x2_backward_avx512 may run */
 } npool_job;
 
 /* Checks both descriptors and that they describe the same tensor. */
@@ -48,6 +49,7 @@ static csnn_status npool_setup(const char *op, const csnn_neuron_desc *nd,
                                const csnn_pool_desc *pd, npool_job *np)
 {
     memset(np, 0, sizeof *np);
+    np->avx512 = csnn__cpu_isa() == CPU_ISA_AVX512;
     CSNN_TRY(csnn__cpu_neuron_setup(op, nd, &np->j));
     CSNN_TRY(csnn__cpu_pool_check(op, pd));
     const int64_t plane = (int64_t)pd->h_in * pd->w_in;
@@ -204,7 +206,12 @@ CPU_INLINE void npool_bwd_body(void *arg, int64_t p0, int64_t p1, int worker)
             const csnn_pool_desc *pd = np->pd;
             if (pd->k == 2 && pd->stride == 2) {
                 if (pd->h_in % 2 || pd->w_in % 2) memset(gs, 0, sizeof(float) * (size_t)plane);
-                pool_2x2_backward(pd, np->dy + o, np->argmax_in + o, gs);
+#if defined(__x86_64__) && defined(__GNUC__)
+                if (np->avx512)
+                    pool_2x2_backward_avx512(pd, np->dy + o, np->argmax_in + o, gs);
+                else
+#endif
+                    pool_2x2_backward(pd, np->dy + o, np->argmax_in + o, gs);
             } else {
                 memset(gs, 0, sizeof(float) * (size_t)plane);
                 pool_plane_backward(pd, np->dy + o, np->argmax_in + o, gs);

@@ -111,4 +111,50 @@ CPU_INLINE void pool_2x2_backward(const csnn_pool_desc *d, const float *dy,
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* pool_2x2_backward with AVX-512, 16 windows at a time (the same bits:
+ * the masked move keeps v's bits or gives +0, then 0 + that); call it only
+ * where csnn__cpu_isa() is CPU_ISA_AVX512. */
+static CPU_TARGET_AVX512 __attribute__((unused)) void
+pool_2x2_backward_avx512(const csnn_pool_desc *d, const float *dy, const uint8_t *argmax,
+                         float *dx)
+{
+    const int wi = d->w_in, wo = d->w_out, full = wo & ~15;
+    /* out[2j] = a[j], out[2j + 1] = b[j]: j < 8 (lo), j >= 8 (hi) */
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int oh = 0; oh < d->h_out; oh++) {
+        const float *g = dy + (int64_t)oh * wo;
+        const uint8_t *a = argmax + (int64_t)oh * wo;
+        float *r0 = dx + (int64_t)2 * oh * wi, *r1 = r0 + wi;
+        for (int ow = 0; ow < full; ow += 16) {
+            const __m512 gv = _mm512_loadu_ps(g + ow);
+            const __m512i av = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + ow)));
+            const __m512 f0 = _mm512_add_ps(
+                zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(0)), gv));
+            const __m512 f1 = _mm512_add_ps(
+                zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(1)), gv));
+            const __m512 f2 = _mm512_add_ps(
+                zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(2)), gv));
+            const __m512 f3 = _mm512_add_ps(
+                zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(3)), gv));
+            _mm512_storeu_ps(r0 + 2 * ow, _mm512_permutex2var_ps(f0, lo, f1));
+            _mm512_storeu_ps(r0 + 2 * ow + 16, _mm512_permutex2var_ps(f0, hi, f1));
+            _mm512_storeu_ps(r1 + 2 * ow, _mm512_permutex2var_ps(f2, lo, f3));
+            _mm512_storeu_ps(r1 + 2 * ow + 16, _mm512_permutex2var_ps(f2, hi, f3));
+        }
+        if (full < wo) { /* the last windows of the row */
+            csnn_pool_desc rest = *d;
+            rest.h_out = 1;
+            rest.w_out = wo - full;
+            pool_2x2_backward(&rest, g + full, a + full, r0 + 2 * full);
+        }
+    }
+}
+#endif
+
 #endif /* CSNN_CPU_POOL_H */
