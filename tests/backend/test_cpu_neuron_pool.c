@@ -146,6 +146,8 @@ static const pcfg pools[] = {
     {3, 2, 4, 4, 1, 1},    /* k = 1 */
     {1, 1, 11, 5, 3, 4},   /* stride > k: rows and columns between windows */
     {2, 2, 20, 30, 2, 2},  /* planes larger than a block of neurons */
+    {1, 2, 6, 48, 2, 2},   /* rows of 24 windows (the reference sn1's): 16 + 8 */
+    {1, 1, 4, 71, 2, 2},   /* rows of 35 windows, an odd last column */
 };
 
 /* The 2 x 2 routing of the fused backward against the general one, on
