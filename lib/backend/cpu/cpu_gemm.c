@@ -269,6 +269,8 @@ typedef struct {
     double partial[REDUCE_MAX_CHUNKS];
 } reduce_job;
 
+#define COUNT_BLOCK ((int64_t)1 << 30)
+
 /* 1 when the float with these bits is an infinity or a NaN. */
 CPU_INLINE int64_t nonfinite_bits(uint32_t u)
 {
@@ -292,18 +294,30 @@ CPU_INLINE void reduce_body(void *arg, int64_t t0, int64_t t1, int worker)
         case CSNN_REDUCE_SUM_SQUARES:
             for (int64_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
             break;
+        /* the counts go through 32-bit counters (16 to a vector, where
+         * 64-bit ones would need widening) over blocks of 2^30 values */
         case CSNN_REDUCE_COUNT_NONZERO: {
             int64_t c = 0;
-            for (int64_t i = i0; i < i1; i++) c += x[i] != 0.0f;
+            for (int64_t b0 = i0; b0 < i1; b0 += COUNT_BLOCK) {
+                const int64_t b1 = i1 - b0 < COUNT_BLOCK ? i1 : b0 + COUNT_BLOCK;
+                uint32_t cb = 0;
+                for (int64_t i = b0; i < b1; i++) cb += x[i] != 0.0f;
+                c += cb;
+            }
             s = (double)c;
             break;
         }
         default: { /* CSNN_REDUCE_COUNT_NONFINITE */
             int64_t c = 0;
-            for (int64_t i = i0; i < i1; i++) {
-                uint32_t u;
-                memcpy(&u, x + i, sizeof u);
-                c += nonfinite_bits(u);
+            for (int64_t b0 = i0; b0 < i1; b0 += COUNT_BLOCK) {
+                const int64_t b1 = i1 - b0 < COUNT_BLOCK ? i1 : b0 + COUNT_BLOCK;
+                uint32_t cb = 0;
+                for (int64_t i = b0; i < b1; i++) {
+                    uint32_t u;
+                    memcpy(&u, x + i, sizeof u);
+                    cb += (uint32_t)nonfinite_bits(u);
+                }
+                c += cb;
             }
             s = (double)c;
             break;
