@@ -19,7 +19,9 @@
 #   infer_b256 inference, batch 256, samples/s      (target >= 10x)
 #   latency_b1 inference of one image, ms           (target >= 10x lower)
 #   memory     peak RSS of the train_b16 processes  (target <= 1/3)
-#   ann_train  the ANN twin (fer-cnn / --variant ann), training b16, samples/s
+#   ann_train  the ANN twin (fer-cnn / --variant ann), training b16, samples/s;
+#              libcsnn's run also times its layers: the conv and linear
+#              layers' dense rate against its sgemm rate (target >= 60 %)
 # OpenBLAS misdetects the CPU of some VMs and falls back to slow SSE3 kernels
 # unless OPENBLAS_CORETYPE is set; libcsnn sets it itself, PyTorch does not
 # (its convolutions use oneDNN, its Linear layers OpenBLAS). So the anchor
@@ -226,7 +228,8 @@ if [ "$csnn_only" = 0 ]; then
             latency_b1) a="--variant snn --task latency --warmup $LAT_WARMUP --iters $LAT_ITERS"
                 c="--preset fer-csnn --mode infer --batch 1 --warmup $LAT_WARMUP --iters $(csnn_iters "$LAT_ITERS")" ;;
             ann_train) a="--variant ann --task train --batch 16 --warmup $ANN_WARMUP --iters $ANN_ITERS"
-                c="--preset fer-cnn --mode train --batch 16 --warmup $ANN_WARMUP --iters $(csnn_iters "$ANN_ITERS")" ;;
+                # (--layers: the dense layers' share of sgemm, a target too)
+                c="--preset fer-cnn --mode train --batch 16 --warmup $ANN_WARMUP --iters $(csnn_iters "$ANN_ITERS") --layers" ;;
             esac
             say "-- $w"
             i=0
@@ -351,6 +354,16 @@ if not csnn_only:
     c = med([rss(x) for x in group("infer_b256", "csnn", "csnn")])
     print("| peak memory, inference b256 (MiB) | %s | %.0f | %.2f | - | - | |" % (
         " | ".join("%.0f" % a[k] for k in cfgs), c, c / min(a.values())))
+    # the ANN twin's conv and linear layers against the sgemm rate of the
+    # same process (csnn bench --layers)
+    g = [x for x in group("ann_train", "csnn", "csnn")
+         if x["d"].get("dense_layers_sgemm_fraction") is not None]
+    if g:
+        f = med([x["d"]["dense_layers_sgemm_fraction"] for x in g])
+        print("| ANN twin's conv + linear layers (GFLOP/s) | %s | %.1f | %.1f %% of sgemm (rounds: %s) | >= 60 %% | %s | %s |" % (
+            " | ".join("-" for _ in cfgs), med([x["d"]["dense_layers_gflops"] for x in g]), 100 * f,
+            ", ".join("%.1f %%" % (100 * x["d"]["dense_layers_sgemm_fraction"]) for x in g),
+            "yes" if f >= 0.60 else "NO", loads(g)))
     cs = [x["d"] for x in rows if x["side"] == "csnn" and x["d"].get("sgemm_gflops")]
     if cs:
         print()
