@@ -165,6 +165,18 @@ static void conv_scales(const conv_data *c, double *ys, double *ws)
     *ws = (double)d->n * d->h_out * d->w_out * xmax * dymax + 1.0;
 }
 
+/* A sparse or temporal run against the dense one: y and dw within float
+ * rounding of scales ys and ws (sums in another order), dx and db bit for
+ * bit (the same code). */
+static void check_run(const conv_data *c, const conv_out *o, const conv_out *ref, double ys,
+                      double ws)
+{
+    CLOSE(o->y, ref->y, c->ny, 0, 1e-6 * ys);
+    CLOSE(o->dw, ref->dw, c->nw, 0, 1e-6 * ws);
+    TB_SAME(o->dx, ref->dx, c->nx);
+    if (c->d.has_bias) TB_SAME(o->db, ref->db, c->nb);
+}
+
 static void check_conv(void *dev, csnn_conv2d_desc d, uint64_t seed)
 {
     void *ws = conv_workspace(dev, &d);
@@ -180,10 +192,7 @@ static void check_conv(void *dev, csnn_conv2d_desc d, uint64_t seed)
                 reset_mode();
                 /* float sums of up to c_in*kh*kw (y) or n*h_out*w_out (dw)
                  * terms, in another order */
-                CLOSE(o.y, ref.y, c.ny, 0, 1e-6 * ys);
-                CLOSE(o.dw, ref.dw, c.nw, 0, 1e-6 * wsc);
-                TB_SAME(o.dx, ref.dx, c.nx);
-                if (d.has_bias) TB_SAME(o.db, ref.db, c.nb);
+                check_run(&c, &o, &ref, ys, wsc);
                 conv_out_free(&o);
             }
             conv_out_free(&ref);
@@ -295,10 +304,7 @@ static void check_temporal(void *dev, csnn_conv2d_desc d, int steps, uint64_t se
                     conv_out o = conv_run(dev, &c, 1, steps, ws);
                     csnn__cpu_temporal_mode = 0;
                     reset_mode();
-                    CLOSE(o.y, ref.y, c.ny, 0, 1e-6 * ys * steps);
-                    CLOSE(o.dw, ref.dw, c.nw, 0, 1e-6 * wsc * steps);
-                    TB_SAME(o.dx, ref.dx, c.nx);
-                    if (d.has_bias) TB_SAME(o.db, ref.db, c.nb);
+                    check_run(&c, &o, &ref, ys * steps, wsc * steps);
                     conv_out_free(&o);
                 }
             conv_out_free(&ref);

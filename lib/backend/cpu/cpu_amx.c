@@ -41,8 +41,6 @@
     __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,bmi")))
 #endif
 
-int csnn__cpu_amx_mode;
-
 #ifdef CSNN_HAVE_AMX_KERNELS
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
@@ -61,7 +59,7 @@ static void amx_request(void)
 int csnn__cpu_amx_usable(void)
 {
 #ifdef CSNN_HAVE_AMX_KERNELS
-    if (csnn__cpu_amx_mode == 1 || !csnn__cpu_use_avx512()) return 0;
+    if (!csnn__cpu_use_avx512()) return 0;
     pthread_once(&amx_once, amx_request);
     return amx_granted;
 #else
@@ -121,7 +119,6 @@ static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *x
 {
     const csnn_conv2d_desc *d = a->d;
     memset(xp, 0, (size_t)d->c_in * (size_t)a->ps * sizeof *xp);
-    const __mmask16 tail = (__mmask16)((1u << (d->w_in % 16)) - 1);
     const __m512i expo = _mm512_set1_epi32(0x7F800000);
     __m512i low = _mm512_setzero_si512();
     __mmask16 bad = 0;
@@ -129,19 +126,13 @@ static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *x
         for (int iy = 0; iy < d->h_in; iy++) {
             const uint32_t *src = (const uint32_t *)(xi + ((int64_t)ci * d->h_in + iy) * d->w_in);
             uint16_t *dst = xp + (int64_t)ci * a->ps + (int64_t)(iy + d->pad_h) * a->wp + d->pad_w;
-            int ix = 0;
-            for (; ix + 16 <= d->w_in; ix += 16) {
-                const __m512i v = _mm512_loadu_si512(src + ix);
+            for (int ix = 0; ix < d->w_in; ix += 16) {
+                const __mmask16 m = d->w_in - ix >= 16 ? (__mmask16)0xFFFF
+                                                       : (__mmask16)((1u << (d->w_in - ix)) - 1);
+                const __m512i v = _mm512_maskz_loadu_epi32(m, src + ix);
                 low = _mm512_or_si512(low, v);
                 bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, expo), expo);
-                _mm256_storeu_si256((__m256i *)(dst + ix),
-                                    _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
-            }
-            if (ix < d->w_in) {
-                const __m512i v = _mm512_maskz_loadu_epi32(tail, src + ix);
-                low = _mm512_or_si512(low, v);
-                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, expo), expo);
-                _mm256_mask_storeu_epi16(dst + ix, tail,
+                _mm256_mask_storeu_epi16(dst + ix, m,
                                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
             }
         }

@@ -13,11 +13,9 @@ typedef struct {
     size_t dy_floats;   /* one pair-interleaved part of dy, in floats */
 } cpu_amx_conv;
 
-/** 1 when the CPU has AMX-BF16, the OS grants its tile state, AVX-512 is in
- *  use (csnn__cpu_isa_cap) and csnn__cpu_amx_mode is not 1. */
+/** 1 when the CPU has AMX-BF16, the OS grants its tile state and AVX-512 is
+ *  in use (csnn__cpu_isa_cap). */
 int csnn__cpu_amx_usable(void);
-/** 0: AMX where it is usable (the default), 1: never (tests). */
-extern int csnn__cpu_amx_mode;
 
 /** Fills *a and returns 1 when the descriptor suits the kernel (stride 1,
  *  c_in and c_out multiples of 32, padding below the kernel size); else 0. */

@@ -753,44 +753,53 @@ static void dy_transposed(const sp_job *j, const float *dyi, float *dyt)
             for (int64_t co = c_out; co < g->copad; co++) dyt[q * g->copad + co] = 0.0f;
 }
 
+/* dW^T += one image's weight gradient with the float kernels: sparse (from
+ * dy^T in dyt, transposed here unless `dyt_ready`) or dense by its count
+ * of non-zero inputs. */
+static void float_image_dw(const sp_job *j, const float *xi, const float *dyi, float *dyt,
+                           int dyt_ready, float *region, float *dwt)
+{
+    const conv_plan *p = &j->p;
+    int binary;
+    if (image_is_sparse(j, xi, &binary)) {
+        /* dy^T [P, copad], zero in the padding columns */
+        if (!dyt_ready) dy_transposed(j, dyi, dyt);
+        sparse_image_dw(j, xi, dyt, region, dwt);
+    } else {
+        /* dW^T [ckk, c_out] += col [ckk, hw] dy_i^T [hw, c_out] */
+        const int hw = (int)p->hw_out;
+        if (!p->direct) csnn__cpu_im2col(p->d, (float *)xi, region, 1);
+        csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)p->ckk, p->d->c_out, hw,
+                        1.0f, p->direct ? xi : region, hw, dyi, hw, 1.0f, dwt, j->g.copad);
+    }
+}
+
 static void sp_bwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
     const sp_job *j = arg;
     const conv_plan *p = &j->p;
     const sp_geom *g = &j->g;
-    const int hw = (int)p->hw_out, ckk = (int)p->ckk, c_out = p->d->c_out;
     float *region = sp_region(g, j->ws, lane);
     float *dyt = region + g->mask_floats;
     float *dwt = sp_lane_dwt(g, j->ws, lane);
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
     for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
-        int binary;
-        if (image_is_sparse(j, xi, &binary)) {
-            /* dy^T [P, copad], zero in the padding columns */
-            dy_transposed(j, dyi, dyt);
-            sparse_image_dw(j, xi, dyt, region, dwt);
-        } else {
-            /* dW^T [ckk, c_out] += col [ckk, hw] dy_i^T [hw, c_out] */
-            if (!p->direct) csnn__cpu_im2col(p->d, (float *)xi, region, 1);
-            csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ckk, c_out, hw, 1.0f,
-                            p->direct ? xi : region, hw, dyi, hw, 1.0f, dwt, g->copad);
-        }
+        float_image_dw(j, xi, dyi, dyt, 0, region, dwt);
         if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
     }
 }
 
 /* The backward with the weight gradient on AMX tiles, image by image
  * (steps > 1: the lane's sequences, every step); an image whose inputs are
- * not all bfloat16 numbers takes the per-image paths of sp_bwd_lane. */
+ * not all bfloat16 numbers takes the float kernels (float_image_dw). */
 static void amx_bwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
     const sp_job *j = arg;
     const conv_plan *p = &j->p;
     const sp_geom *g = &j->g;
-    const int hw = (int)p->hw_out, ckk = (int)p->ckk, c_out = p->d->c_out;
     float *region = sp_region(g, j->ws, lane);
     float *dyt = region + g->mask_floats, *scratch = region + g->amx_off;
     float *dwt = sp_lane_dwt(g, j->ws, lane);
@@ -803,16 +812,8 @@ static void amx_bwd_lane(void *arg, int64_t lane, int worker)
             const int64_t i = t * (steps > 1 ? j->seqs : 0) + b;
             const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
             dy_transposed(j, dyi, dyt);
-            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt)) {
-                int binary;
-                if (image_is_sparse(j, xi, &binary)) {
-                    sparse_image_dw(j, xi, dyt, region, dwt);
-                } else {
-                    if (!p->direct) csnn__cpu_im2col(p->d, (float *)xi, region, 1);
-                    csnn__cpu_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ckk, c_out, hw, 1.0f,
-                                    p->direct ? xi : region, hw, dyi, hw, 1.0f, dwt, g->copad);
-                }
-            }
+            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
+                float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
             if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
         }
 }
