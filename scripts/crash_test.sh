@@ -161,7 +161,8 @@ while [ "$kills" -lt "$KILLS" ]; do
         [ "$hit" = 1 ] && aimed_hits=$((aimed_hits + 1))
     else
         # 0.05 .. 1.2 s: before, during and after the first epoch of the run
-        ms=$((50 + $(rand 1150)))
+        rand 1150
+        ms=$((50 + R))
         sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
     fi
     kill -9 "$pid" 2>/dev/null
