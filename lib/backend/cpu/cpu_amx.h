@@ -30,4 +30,41 @@ size_t csnn__cpu_amx_conv_floats(const cpu_amx_conv *a);
 int csnn__cpu_amx_dw_image(const cpu_amx_conv *a, const float *xi, const float *dyt,
                            float *scratch, float *dwt);
 
+/** A stride-1 convolution as AMX computes its forward and its input
+ *  gradient: out [m, oh, ow] = sum over the taps (ty, tx) and the k input
+ *  planes of A_tap [m, k] in [k, oy + ty - pad_h, ox + tx - pad_w] (zero
+ *  outside the h x w planes). The forward: in = x, A_tap = W[:, :, ty, tx],
+ *  m = c_out, k = c_in. The input gradient: in = dy, A_tap = W[:, :, kh - 1
+ *  - ty, kw - 1 - tx]^T, m = c_in, k = c_out, padding k - 1 - pad. */
+typedef struct {
+    int m, k, kh, kw, h, w, pad_h, pad_w, oh, ow;
+    int split;             /* 0: the inputs are bfloat16 numbers; 1: cut in 3 */
+    int wp;                /* padded row width */
+    int64_t kpad, ps;      /* anchors (a multiple of 32); positions per plane */
+    size_t in_part_floats; /* one pair-interleaved part of the input planes */
+    size_t out_floats;     /* the result at every anchor [m][kpad] */
+    size_t a_part_floats;  /* one bfloat16 part of A [kh * kw][m][k] */
+} cpu_amx_fwd;
+
+/** Fills *f and returns 1 when the descriptor suits the kernels (as
+ *  csnn__cpu_amx_conv_plan): for the forward (input_grad 0; x must then be
+ *  bfloat16 numbers) or for the input gradient (input_grad 1; dy is cut
+ *  into three bfloat16 parts); else 0. */
+int csnn__cpu_amx_fwd_plan(const csnn_conv2d_desc *d, int input_grad, cpu_amx_fwd *f);
+/** Floats of the packed A (three parts), and of the scratch of one image. */
+size_t csnn__cpu_amx_fwd_weight_floats(const cpu_amx_fwd *f);
+size_t csnn__cpu_amx_fwd_floats(const cpu_amx_fwd *f);
+/** Packs tap `tap` of w [c_out, c_in, kh, kw] into a (64-byte aligned,
+ *  csnn__cpu_amx_fwd_weight_floats floats): each weight cut exactly into
+ *  three bfloat16 parts. Returns 0 when a weight of the tap is an infinity
+ *  or a NaN (the parts would not reproduce its products). */
+int csnn__cpu_amx_fwd_pack_weights(const cpu_amx_fwd *f, const float *w, int tap, uint16_t *a);
+/** out [m, oh, ow] (+ bias [m] when not NULL) of one image from in [k, h,
+ *  w] and a packed A; scratch: csnn__cpu_amx_fwd_floats floats, 64-byte
+ *  aligned. Returns 0, out untouched, when AMX is not usable or an input is
+ *  not acceptable (split 0: not a finite bfloat16 number; split 1: an
+ *  infinity or a NaN). */
+int csnn__cpu_amx_fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const float *in,
+                            const float *bias, float *scratch, float *out);
+
 #endif /* CSNN_CPU_AMX_H */

@@ -77,8 +77,11 @@ typedef struct {
     size_t delta_off;     /* x[t] - x[t-1] of one image (temporal entries) */
     size_t dsum_off;      /* dy^T summed over steps [P, copad] (temporal backward) */
     cpu_amx_conv amx;     /* the AMX weight gradient's geometry ... */
-    int amx_shape;        /* ... when the shape suits it */
-    size_t amx_off;       /* its scratch in the region, past dy^T */
+    int amx_shape;        /* ... when the shape suits it; then also */
+    cpu_amx_fwd amx_fwd;  /* the AMX forward's ... */
+    cpu_amx_fwd amx_dx;   /* ... and input gradient's */
+    size_t amx_off;       /* their scratch in the region, past dy^T */
+    size_t amx_w_floats;  /* their packed weights, past the lanes' dW^T */
 } sp_geom;
 
 /* Whether the sparse path applies at all: the taps of a block fit a mask. */
@@ -119,10 +122,17 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
     g->mask_floats = ALIGN_FLOATS((size_t)g->q * 2) +
                      ALIGN_FLOATS(((size_t)d->h_in + 1) * (size_t)d->w_out * 2);
     size_t need = g->mask_floats + ALIGN_FLOATS((size_t)p->hw_out * (size_t)g->copad);
-    g->amx_shape = csnn__cpu_amx_conv_plan(d, &g->amx);
+    g->amx_shape = csnn__cpu_amx_conv_plan(d, &g->amx) &&
+                   csnn__cpu_amx_fwd_plan(d, 0, &g->amx_fwd) &&
+                   csnn__cpu_amx_fwd_plan(d, 1, &g->amx_dx);
     if (g->amx_shape) {
+        /* one image's scratch of whichever kernel runs */
+        size_t amx = csnn__cpu_amx_conv_floats(&g->amx);
+        if (csnn__cpu_amx_fwd_floats(&g->amx_fwd) > amx) amx = csnn__cpu_amx_fwd_floats(&g->amx_fwd);
+        if (csnn__cpu_amx_fwd_floats(&g->amx_dx) > amx) amx = csnn__cpu_amx_fwd_floats(&g->amx_dx);
         g->amx_off = need;
-        need += csnn__cpu_amx_conv_floats(&g->amx);
+        need += amx;
+        g->amx_w_floats = ALIGN_FLOATS(csnn__cpu_amx_fwd_weight_floats(&g->amx_fwd));
     }
     g->region_floats = need > p->col_floats ? need : p->col_floats;
     /* the temporal entries' step difference and dy suffix sum, past the
@@ -130,20 +140,21 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
     g->delta_off = g->region_floats;
     g->dsum_off = g->delta_off + ALIGN_FLOATS((size_t)p->in_size);
     g->region_floats = g->dsum_off + ALIGN_FLOATS((size_t)p->hw_out * (size_t)g->copad);
-    while (p->lanes > 1 && (g->wt_floats + (size_t)p->lanes * (g->region_floats + g->wt_floats)) *
-                                   sizeof(float) >
+    while (p->lanes > 1 && (g->wt_floats + (size_t)p->lanes * (g->region_floats + g->wt_floats) +
+                            g->amx_w_floats) * sizeof(float) >
                                CONV_WORKSPACE_BUDGET)
         p->lanes--;
 }
 
-/* Workspace: W^T, then one region per lane, then one dW^T per lane. */
+/* Workspace: W^T, then one region per lane, one dW^T per lane, and the AMX
+ * kernels' packed weights. */
 size_t csnn__cpu_conv_sparse_floats(const conv_plan *p)
 {
     if (!sp_possible(p->d)) return 0;
     conv_plan sp = *p;
     sp_geom g;
     sp_make_geom(&sp, &g);
-    return g.wt_floats + (size_t)sp.lanes * (g.region_floats + g.wt_floats);
+    return g.wt_floats + (size_t)sp.lanes * (g.region_floats + g.wt_floats) + g.amx_w_floats;
 }
 
 static float *sp_region(const sp_geom *g, void *ws, int64_t lane)
@@ -155,6 +166,11 @@ static float *sp_lane_dwt(const sp_geom *g, void *ws, int64_t lane)
 {
     return (float *)ws + g->wt_floats + (size_t)g->p->lanes * g->region_floats +
            (size_t)lane * g->wt_floats;
+}
+
+static uint16_t *sp_amx_weights(const sp_geom *g, void *ws)
+{
+    return (uint16_t *)sp_lane_dwt(g, ws, g->p->lanes);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -568,7 +584,9 @@ typedef struct {
     void *ws;
     int32_t steps; /* temporal entries: images [steps, seqs] */
     int64_t seqs;
-    int amx; /* the weight gradient on AMX tiles (backward) */
+    int amx;             /* the weight gradient on AMX tiles (backward) */
+    int amx_dx;          /* the input gradient on AMX tiles (backward) */
+    const uint16_t *apk; /* the AMX forward's or input gradient's weights */
 } sp_job;
 
 static int64_t seq_first(const sp_job *j, int64_t lane);
@@ -626,25 +644,94 @@ static void sparse_image_forward(const sp_job *j, const float *xi, int binary, i
     }
 }
 
+/* yi of one image the per-image way: dense or sparse by its count. */
+static void image_forward(const sp_job *j, const float *xi, float *yi, float *region)
+{
+    const conv_plan *p = &j->p;
+    int binary;
+    if (!image_is_sparse(j, xi, &binary)) {
+        csnn__cpu_conv_image_forward(p, xi, j->w, j->b, yi, region);
+        return;
+    }
+    float *acc = region + j->g.mask_floats;
+    sparse_image_forward(j, xi, binary, 0, region, acc);
+    /* y [c_out, P] = acc^T + b */
+    simd_transpose(j->avx512, acc, j->g.copad, p->hw_out, p->d->c_out, yi, p->hw_out, j->b);
+}
+
 static void sp_fwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
     const sp_job *j = arg;
     const conv_plan *p = &j->p;
     float *region = sp_region(&j->g, j->ws, lane);
-    float *acc = region + j->g.mask_floats;
-    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
-        const float *xi = j->x + i * p->in_size;
-        float *yi = j->y + i * p->out_size;
-        int binary;
-        if (!image_is_sparse(j, xi, &binary)) {
-            csnn__cpu_conv_image_forward(p, xi, j->w, j->b, yi, region);
-            continue;
+    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++)
+        image_forward(j, j->x + i * p->in_size, j->y + i * p->out_size, region);
+}
+
+/* The images of a lane: [first, last) of the sequences (steps > 1: every
+ * step of each) or of the images. */
+static void lane_images(const sp_job *j, int64_t lane, int64_t *first, int64_t *last,
+                        int64_t *steps)
+{
+    *steps = j->steps > 1 ? j->steps : 1;
+    *first = j->steps > 1 ? seq_first(j, lane) : conv_lane_first(&j->p, lane);
+    *last = j->steps > 1 ? seq_first(j, lane + 1) : conv_lane_first(&j->p, lane + 1);
+}
+
+/* The forward on AMX tiles, image by image; an image whose inputs are not
+ * all bfloat16 numbers goes the per-image way. */
+static void amx_fwd_lane(void *arg, int64_t lane, int worker)
+{
+    (void)worker;
+    const sp_job *j = arg;
+    const conv_plan *p = &j->p;
+    float *region = sp_region(&j->g, j->ws, lane), *scratch = region + j->g.amx_off;
+    int64_t first, last, steps;
+    lane_images(j, lane, &first, &last, &steps);
+    for (int64_t b = first; b < last; b++)
+        for (int64_t t = 0; t < steps; t++) {
+            const int64_t i = t * (steps > 1 ? j->seqs : 0) + b;
+            const float *xi = j->x + i * p->in_size;
+            float *yi = j->y + i * p->out_size;
+            if (!csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, scratch, yi))
+                image_forward(j, xi, yi, region);
         }
-        sparse_image_forward(j, xi, binary, 0, region, acc);
-        /* y [c_out, P] = acc^T + b */
-        simd_transpose(j->avx512, acc, j->g.copad, p->hw_out, p->d->c_out, yi, p->hw_out, j->b);
-    }
+}
+
+typedef struct {
+    const cpu_amx_fwd *f;
+    const float *w;
+    uint16_t *a;
+    unsigned char finite[64]; /* per tap (sp_possible: at most 64) */
+} amx_pack_job;
+
+static void amx_pack_range(void *arg, int64_t t0, int64_t t1, int worker)
+{
+    (void)worker;
+    amx_pack_job *pj = arg;
+    for (int64_t t = t0; t < t1; t++)
+        pj->finite[t] = (unsigned char)csnn__cpu_amx_fwd_pack_weights(pj->f, pj->w, (int)t, pj->a);
+}
+
+/* Packs w for an AMX forward-shaped kernel; 1 when every weight is finite
+ * (else the kernel is not to be used). */
+static int amx_pack(const cpu_device *dv, const cpu_amx_fwd *f, const float *w, uint16_t *a)
+{
+    amx_pack_job pj = {.f = f, .w = w, .a = a};
+    const int kk = f->kh * f->kw;
+    csnn__cpu_parallel_for(dv, kk, 1, amx_pack_range, &pj);
+    for (int t = 0; t < kk; t++)
+        if (!pj.finite[t]) return 0;
+    return 1;
+}
+
+/* Whether the AMX kernels are to run (not when a test forces the sparse or
+ * the dense kernels, nor under CSNN_DISABLE=amx). */
+static int amx_wanted(const cpu_device *dv, const sp_geom *g)
+{
+    return g->amx_shape && csnn__cpu_sparse_mode == 0 && !(dv && dv->no_amx) &&
+           csnn__cpu_amx_usable();
 }
 
 /* W^T [ckk, copad] from w [c_out, ckk], zero in the padding columns; rows
@@ -699,7 +786,15 @@ static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_c
     sp_job_setup(&j, d, steps, CONV_SPARSE_FWD_MAX_DENSITY);
     j.wt = workspace;
     csnn__cpu_parallel_for(dv, j.p.ckk, 16 + (1 << 14) / d->c_out, make_wt_range, &j);
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 ? tp_fwd_lane : sp_fwd_lane, &j);
+    /* (the temporal kernels when a test forces them) */
+    int amx = amx_wanted(dv, &j.g) && csnn__cpu_temporal_mode == 0;
+    if (amx) {
+        uint16_t *apk = sp_amx_weights(&j.g, workspace);
+        amx = amx_pack(dv, &j.g.amx_fwd, w, apk);
+        j.apk = apk;
+    }
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes,
+                   amx ? amx_fwd_lane : steps > 1 ? tp_fwd_lane : sp_fwd_lane, &j);
     return CSNN_OK;
 }
 
@@ -804,9 +899,8 @@ static void amx_bwd_lane(void *arg, int64_t lane, int worker)
     float *dyt = region + g->mask_floats, *scratch = region + g->amx_off;
     float *dwt = sp_lane_dwt(g, j->ws, lane);
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
-    const int64_t steps = j->steps > 1 ? j->steps : 1;
-    const int64_t first = steps > 1 ? seq_first(j, lane) : conv_lane_first(p, lane);
-    const int64_t last = steps > 1 ? seq_first(j, lane + 1) : conv_lane_first(p, lane + 1);
+    int64_t first, last, steps;
+    lane_images(j, lane, &first, &last, &steps);
     for (int64_t b = first; b < last; b++)
         for (int64_t t = 0; t < steps; t++) {
             const int64_t i = t * (steps > 1 ? j->seqs : 0) + b;
@@ -814,7 +908,10 @@ static void amx_bwd_lane(void *arg, int64_t lane, int worker)
             dy_transposed(j, dyi, dyt);
             if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
                 float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
-            if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
+            if (!j->dx) continue;
+            float *dxi = j->dx + i * p->in_size;
+            if (!(j->amx_dx && csnn__cpu_amx_fwd_image(&g->amx_dx, j->apk, dyi, NULL, scratch, dxi)))
+                csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, dxi, region);
         }
 }
 
@@ -869,9 +966,12 @@ static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_
         j.wt = workspace;
         csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
     }
-    /* (not when a test forces the sparse or the dense kernels) */
-    j.amx = j.g.amx_shape && csnn__cpu_sparse_mode == 0 && !(dv && dv->no_amx) &&
-            csnn__cpu_amx_usable();
+    j.amx = amx_wanted(dv, &j.g);
+    if (j.amx && dx) {
+        uint16_t *apk = sp_amx_weights(&j.g, workspace);
+        j.amx_dx = amx_pack(dv, &j.g.amx_dx, w, apk);
+        j.apk = apk;
+    }
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes,
                    j.amx ? amx_bwd_lane : steps > 1 ? tp_bwd_lane : sp_bwd_lane, &j);
     const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
