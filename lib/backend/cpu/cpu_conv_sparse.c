@@ -35,10 +35,13 @@
  * The inner loops have an AVX-512 version (chosen at run time) and a
  * portable C version for other CPUs (slow: see the thresholds).
  *
- * On CPUs with AMX-BF16 the backward entries take the weight gradient of
- * every image whose inputs are bfloat16 numbers on AMX tiles instead
- * (cpu_amx.c, amx_bwd_lane below; dense over the positions, exact
- * products, float sums), for the shapes cpu_amx.c takes. */
+ * On CPUs with AMX-BF16, for the shapes cpu_amx.c takes, every image goes
+ * to AMX tiles instead (dense over the positions, float sums): the forward
+ * of an image whose inputs are bfloat16 numbers (amx_fwd_lane; weights cut
+ * exactly into three bfloat16 parts), the weight gradient of such an image
+ * (amx_bwd_lane; exact products) and the input gradient of an image whose
+ * dy is finite (six part products); other images, and all of them when a
+ * weight is not finite, take the kernels above. */
 #include <string.h>
 
 #include "cpu_amx.h"
