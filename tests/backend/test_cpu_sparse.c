@@ -751,7 +751,89 @@ static void test_linear_shapes(void **state)
     check_linear(dev, 33, 700, 200, 1, 6, N_DENS);   /* big enough for the sparse forward */
     /* big enough for the sparse dW (d <= 0.3; under valgrind, 0.01 only) */
     check_linear(dev, 16, 4096, 1100, 1, 7, getenv("CSNN_UNDER_VALGRIND") ? 2 : 4);
+    /* in and out multiples of 32: dW on AMX tiles where the CPU has them */
+    check_linear(dev, 40, 2048, 1056, 1, 8, getenv("CSNN_UNDER_VALGRIND") ? 2 : 4);
     OPS->close(dev);
+}
+
+/* A linear layer's weight gradient on AMX tiles, called directly against a
+ * double reference (dy over 80 binades, inputs 0/1/2, rows not a multiple
+ * of 32), the refusals, and through the entry: 1 vs 3 threads bit for bit,
+ * and an input that is not a bfloat16 number (the other kernels). */
+static void test_linear_amx(void **state)
+{
+    (void)state;
+    if (!csnn__cpu_amx_usable()) skip();
+    static const int64_t shapes[][3] = {{37, 96, 64}, {64, 256, 160}, {5, 32, 32}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t rows = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+        assert_int_equal(csnn__cpu_amx_linear_dw_shape(rows, in, out), 1);
+        tb_rng r = tb_seed(500 + s);
+        float *x = tb_floats((size_t)(rows * in)), *dy = tb_floats((size_t)(rows * out));
+        for (int64_t i = 0; i < rows * in; i++)
+            x[i] = tb_uniform(&r) < 0.3 ? (float)(1 + i % 2) : 0.0f;
+        for (int64_t i = 0; i < rows * out; i++) dy[i] = (float)binades(&r, 80);
+        uint32_t *xp = aligned_alloc(64, csnn__cpu_amx_linear_x_floats(rows, in) * 4);
+        uint16_t *dyp = aligned_alloc(64, csnn__cpu_amx_linear_dy_floats(rows, out) * 4);
+        float *dw = tb_floats((size_t)(out * in)), *dw0 = tb_floats((size_t)(out * in));
+        assert_non_null(xp);
+        assert_non_null(dyp);
+        assert_int_equal(csnn__cpu_amx_linear_pack_x(rows, in, x, 0, in, xp), 1);
+        assert_int_equal(csnn__cpu_amx_linear_pack_dy(rows, out, dy, dyp), 1);
+        /* in two column ranges, as the entry's tasks do */
+        assert_int_equal(csnn__cpu_amx_linear_dw(rows, in, out, dyp, xp, 0, 32, dw), 1);
+        assert_int_equal(csnn__cpu_amx_linear_dw(rows, in, out, dyp, xp, 32, in, dw), 1);
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t f = 0; f < in; f++) {
+                double sum = 0.0, scale = 0.0;
+                for (int64_t k = 0; k < rows; k++) {
+                    const double t = (double)dy[k * out + o] * x[k * in + f];
+                    sum += t;
+                    scale += fabs(t);
+                }
+                const float got = dw[o * in + f];
+                if (!(fabs(got - sum) <= 2e-6 * scale))
+                    fail_msg("amx linear dw shape %zu [%lld %lld] %.9g, want %.9g (scale %.3g)",
+                             s, (long long)o, (long long)f, got, sum, scale);
+            }
+        /* refusals */
+        x[rows * in / 2] = 0.1f;
+        assert_int_equal(csnn__cpu_amx_linear_pack_x(rows, in, x, 0, in, xp), 0);
+        x[rows * in / 2] = INFINITY;
+        assert_int_equal(csnn__cpu_amx_linear_pack_x(rows, in, x, 0, in, xp), 0);
+        dy[rows * out - 1] = NAN;
+        assert_int_equal(csnn__cpu_amx_linear_pack_dy(rows, out, dy, dyp), 0);
+        free(x), free(dy), free(xp), free(dyp), free(dw), free(dw0);
+    }
+    assert_int_equal(csnn__cpu_amx_linear_dw_shape(8, 100, 64), 0);
+    assert_int_equal(csnn__cpu_amx_linear_dw_shape(8, 64, 48), 0);
+
+    /* through the entry */
+    void *devs[2] = {tb_open(1), tb_open(3)};
+    const int64_t rows = 48, in = 1024, out = 1408; /* past LIN_DW_MIN_MACS */
+    tb_rng r = tb_seed(12);
+    float *x = spikes(&r, (size_t)(rows * in), 0.2, 2.0f);
+    float *dy = tb_rand_floats(&r, (size_t)(rows * out), -1, 1), *dw[3], *db[2];
+    for (int k = 0; k < 2; k++) {
+        dw[k] = tb_floats((size_t)(out * in)), db[k] = tb_floats((size_t)out);
+        assert_int_equal(
+            OPS->linear_weight_grad_sparse(devs[k], rows, in, out, x, dy, dw[k], db[k]), CSNN_OK);
+    }
+    TB_SAME(dw[0], dw[1], (size_t)(out * in));
+    TB_SAME(db[0], db[1], (size_t)out);
+    dw[2] = tb_floats((size_t)(out * in));
+    assert_int_equal(OPS->gemm(devs[0], 1, 0, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw[2], in),
+                     CSNN_OK);
+    CLOSE(dw[0], dw[2], (size_t)(out * in), 0, 1e-6 * (2.0 * rows + 1.0));
+    x[5] = 0.3f; /* not a bfloat16 number: the sparse kernel */
+    assert_int_equal(OPS->linear_weight_grad_sparse(devs[0], rows, in, out, x, dy, dw[0], NULL),
+                     CSNN_OK);
+    assert_int_equal(OPS->gemm(devs[0], 1, 0, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw[2], in),
+                     CSNN_OK);
+    CLOSE(dw[0], dw[2], (size_t)(out * in), 0, 1e-6 * (2.0 * rows + 1.0));
+    free(x), free(dy);
+    for (int k = 0; k < 3; k++) free(dw[k]);
+    for (int k = 0; k < 2; k++) free(db[k]), OPS->close(devs[k]);
 }
 
 static void test_linear_threads(void **state)
@@ -830,7 +912,7 @@ int main(void)
         cmocka_unit_test(test_conv_shapes),   cmocka_unit_test(test_conv_threads),
         cmocka_unit_test(test_conv_errors),   cmocka_unit_test(test_conv_temporal),
         cmocka_unit_test(test_conv_amx),      cmocka_unit_test(test_conv_amx_fwd),
-        cmocka_unit_test(test_linear_shapes),
+        cmocka_unit_test(test_linear_shapes), cmocka_unit_test(test_linear_amx),
         cmocka_unit_test(test_linear_threads), cmocka_unit_test(test_linear_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

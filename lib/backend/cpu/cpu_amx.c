@@ -166,6 +166,67 @@ int csnn__cpu_amx_fwd_pack_weights(const cpu_amx_fwd *f, const float *w, int tap
     return finite;
 }
 
+/* ---- a linear layer's weight gradient ---- */
+
+static int64_t rows_pad(int64_t rows)
+{
+    return (rows + 31) & ~(int64_t)31;
+}
+
+int csnn__cpu_amx_linear_dw_shape(int64_t rows, int64_t in, int64_t out)
+{
+    return rows > 0 && in > 0 && out > 0 && in % 32 == 0 && out % 32 == 0;
+}
+
+size_t csnn__cpu_amx_linear_x_floats(int64_t rows, int64_t in)
+{
+    return ((size_t)(rows_pad(rows) / 2) * (size_t)in + 15) & ~(size_t)15;
+}
+
+size_t csnn__cpu_amx_linear_dy_floats(int64_t rows, int64_t out)
+{
+    return (3 * (size_t)out * (size_t)rows_pad(rows) / 2 + 15) & ~(size_t)15;
+}
+
+int csnn__cpu_amx_linear_pack_x(int64_t rows, int64_t in, const float *x, int64_t f0, int64_t f1,
+                                uint32_t *xp)
+{
+    /* xp [rows_pad / 2][in]: the bfloat16 of row 2p in the low half, of row
+     * 2p + 1 in the high half (zero past the last row) */
+    uint32_t bad = 0;
+    for (int64_t p = 0; p < rows_pad(rows) / 2; p++) {
+        const float *r0 = 2 * p < rows ? x + 2 * p * in : NULL;
+        const float *r1 = 2 * p + 1 < rows ? x + (2 * p + 1) * in : NULL;
+        uint32_t *dst = xp + p * in;
+        for (int64_t f = f0; f < f1; f++) {
+            uint32_t b0 = 0, b1 = 0;
+            if (r0) memcpy(&b0, r0 + f, sizeof b0);
+            if (r1) memcpy(&b1, r1 + f, sizeof b1);
+            /* low bits set, or an infinity or a NaN */
+            bad |= (b0 | b1) & 0xFFFFu;
+            bad |= ((b0 & 0x7F800000u) == 0x7F800000u) | ((b1 & 0x7F800000u) == 0x7F800000u);
+            dst[f] = (b0 >> 16) | (b1 & 0xFFFF0000u);
+        }
+    }
+    return bad == 0;
+}
+
+int csnn__cpu_amx_linear_pack_dy(int64_t rows, int64_t out, const float *dy, uint16_t *dyp)
+{
+    /* dyp [3][out][rows_pad]: part s of dy[r, o] at (s * out + o) * rows_pad + r */
+    const int64_t rp = rows_pad(rows);
+    int finite = 1;
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t r = 0; r < rp; r++) {
+            const float v = r < rows ? dy[r * out + o] : 0.0f;
+            if (!(v - v == 0.0f)) finite = 0;
+            uint16_t p3[3];
+            split3_scalar(finite ? v : 0.0f, p3);
+            for (int s = 0; s < 3; s++) dyp[((int64_t)s * out + o) * rp + r] = p3[s];
+        }
+    return finite;
+}
+
 #ifdef CSNN_HAVE_AMX_KERNELS
 
 typedef struct {
@@ -442,6 +503,53 @@ static AMX_TARGET int fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const f
     }
     return 1;
 }
+
+/* dw[:, f0:f1]: per 32 x 32 block of C (outputs x inputs), the rows 32 at
+ * a time, dy's three parts times x (exact products, float sums); C stored
+ * straight into dw. The inputs go outside (their B tiles stay in L1), the
+ * outputs inside (dy^T's parts, 3 * out * rows_pad bfloat16, from L2). */
+static AMX_TARGET void linear_dw_tiles(int64_t rows, int64_t in, int64_t out,
+                                       const uint16_t *dyp, const uint32_t *xp, int64_t f0,
+                                       int64_t f1, float *dw)
+{
+    const int64_t rp = rows_pad(rows), apart = out * rp;
+    const int64_t astride = rp * (int64_t)sizeof(uint16_t);
+    const int64_t bstride = in * (int64_t)sizeof(uint32_t), cstride = bstride;
+    for (int64_t f = f0; f < f1; f += 32)
+        for (int64_t o0 = 0; o0 < out; o0 += 32) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t k0 = 0; k0 < rp; k0 += 32) {
+                const uint32_t *bt = xp + (k0 / 2) * in + f;
+                _tile_loadd(6, bt, bstride);
+                _tile_loadd(7, bt + 16, bstride);
+                for (int i = 0; i < 3; i++) {
+                    const uint16_t *at = dyp + i * apart + o0 * rp + k0;
+                    _tile_loadd(4, at, astride);
+                    _tile_loadd(5, at + 16 * rp, astride);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            float *c0 = dw + o0 * in + f, *c1 = c0 + 16 * in;
+            _tile_stored(0, c0, cstride);
+            _tile_stored(1, c0 + 16, cstride);
+            _tile_stored(2, c1, cstride);
+            _tile_stored(3, c1 + 16, cstride);
+        }
+}
+
+static AMX_TARGET void linear_dw(int64_t rows, int64_t in, int64_t out, const uint16_t *dyp,
+                                 const uint32_t *xp, int64_t f0, int64_t f1, float *dw)
+{
+    amx_configure();
+    linear_dw_tiles(rows, in, out, dyp, xp, f0, f1, dw);
+    _tile_release();
+}
 #endif /* CSNN_HAVE_AMX_KERNELS */
 
 int csnn__cpu_amx_dw_image(const cpu_amx_conv *a, const float *xi, const float *dyt,
@@ -464,6 +572,19 @@ int csnn__cpu_amx_fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const float
     return fwd_image(f, a, in, bias, scratch, out);
 #else
     (void)f, (void)a, (void)in, (void)bias, (void)scratch, (void)out;
+    return 0;
+#endif
+}
+
+int csnn__cpu_amx_linear_dw(int64_t rows, int64_t in, int64_t out, const uint16_t *dyp,
+                            const uint32_t *xp, int64_t f0, int64_t f1, float *dw)
+{
+#ifdef CSNN_HAVE_AMX_KERNELS
+    if (!csnn__cpu_amx_usable()) return 0;
+    linear_dw(rows, in, out, dyp, xp, f0, f1, dw);
+    return 1;
+#else
+    (void)rows, (void)in, (void)out, (void)dyp, (void)xp, (void)f0, (void)f1, (void)dw;
     return 0;
 #endif
 }

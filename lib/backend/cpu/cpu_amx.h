@@ -67,4 +67,24 @@ int csnn__cpu_amx_fwd_pack_weights(const cpu_amx_fwd *f, const float *w, int tap
 int csnn__cpu_amx_fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const float *in,
                             const float *bias, float *scratch, float *out);
 
+/** A linear layer's weight gradient dw [out, in] = dy^T [out, rows] x
+ *  [rows, in] on AMX tiles, for inputs that are bfloat16 numbers (dropped-
+ *  out spikes): 1 when the shape suits (in and out multiples of 32). */
+int csnn__cpu_amx_linear_dw_shape(int64_t rows, int64_t in, int64_t out);
+/** Floats of its packed operands (B: x in row pairs; A: dy^T in three
+ *  bfloat16 parts), 64-byte multiples each. */
+size_t csnn__cpu_amx_linear_x_floats(int64_t rows, int64_t in);
+size_t csnn__cpu_amx_linear_dy_floats(int64_t rows, int64_t out);
+/** Packs columns [f0, f1) (multiples of 32) of x [rows, in] into xp; 0
+ *  when one of them is not a finite bfloat16 number. */
+int csnn__cpu_amx_linear_pack_x(int64_t rows, int64_t in, const float *x, int64_t f0, int64_t f1,
+                                uint32_t *xp);
+/** Packs dy [rows, out] into dyp, each value cut exactly into three
+ *  bfloat16 parts; 0 when one is an infinity or a NaN. */
+int csnn__cpu_amx_linear_pack_dy(int64_t rows, int64_t out, const float *dy, uint16_t *dyp);
+/** dw[:, f0:f1] (f0, f1 multiples of 32) from the packed operands; 0, dw
+ *  untouched, when AMX is not usable. */
+int csnn__cpu_amx_linear_dw(int64_t rows, int64_t in, int64_t out, const uint16_t *dyp,
+                            const uint32_t *xp, int64_t f0, int64_t f1, float *dw);
+
 #endif /* CSNN_CPU_AMX_H */

@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "cpu_amx.h"
 #include "cpu_simd.h"
 
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15) /* floats in 64-byte multiples */
@@ -462,6 +463,72 @@ static void dw_fblock(void *arg, int64_t fb, int worker)
     }
 }
 
+/* ---- on AMX tiles ---- */
+
+#define LIN_AMX_FB 256 /* inputs per task (a multiple of 32) */
+
+typedef struct {
+    int64_t rows, in, out;
+    const float *x;
+    const uint16_t *dyp;
+    uint32_t *xp;
+    float *dw;
+    unsigned char *ok; /* per task: its inputs are finite bfloat16 numbers */
+} lin_amx_job;
+
+static void amx_task_range(const lin_amx_job *j, int64_t t, int64_t *f0, int64_t *f1)
+{
+    *f0 = t * LIN_AMX_FB;
+    *f1 = *f0 + LIN_AMX_FB < j->in ? *f0 + LIN_AMX_FB : j->in;
+}
+
+static void amx_pack_x_range(void *arg, int64_t t0, int64_t t1, int worker)
+{
+    (void)worker;
+    const lin_amx_job *j = arg;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t f0, f1;
+        amx_task_range(j, t, &f0, &f1);
+        j->ok[t] = (unsigned char)csnn__cpu_amx_linear_pack_x(j->rows, j->in, j->x, f0, f1, j->xp);
+    }
+}
+
+static void amx_dw_range(void *arg, int64_t t0, int64_t t1, int worker)
+{
+    (void)worker;
+    const lin_amx_job *j = arg;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t f0, f1;
+        amx_task_range(j, t, &f0, &f1);
+        csnn__cpu_amx_linear_dw(j->rows, j->in, j->out, j->dyp, j->xp, f0, f1, j->dw);
+    }
+}
+
+/* dw on AMX tiles (cpu_amx.c; dense over the rows, exact products, float
+ * sums in an order fixed by the shape): 1 when done, 0 when not taken (no
+ * AMX, a shape or an input it does not take, a test forcing the kernels,
+ * CSNN_DISABLE=amx), -1 when scratch memory cannot be had. */
+static int linear_dw_amx(cpu_device *dv, const char *op, int64_t rows, int64_t in, int64_t out,
+                         const float *x, const float *dy, float *dw)
+{
+    if (csnn__cpu_sparse_mode != 0 || (dv && dv->no_amx) ||
+        !csnn__cpu_amx_linear_dw_shape(rows, in, out) || !csnn__cpu_amx_usable())
+        return 0;
+    const int64_t tasks = (in + LIN_AMX_FB - 1) / LIN_AMX_FB;
+    const size_t xf = csnn__cpu_amx_linear_x_floats(rows, in);
+    const size_t df = csnn__cpu_amx_linear_dy_floats(rows, out);
+    float *s = csnn__cpu_scratch(dv, (xf + df) * sizeof(float) + (size_t)tasks, op);
+    if (!s) return -1;
+    lin_amx_job j = {.rows = rows, .in = in, .out = out, .x = x, .dyp = (uint16_t *)(s + xf),
+                     .xp = (uint32_t *)s, .dw = dw, .ok = (unsigned char *)(s + xf + df)};
+    if (!csnn__cpu_amx_linear_pack_dy(rows, out, dy, (uint16_t *)(s + xf))) return 0;
+    csnn__cpu_parallel_for(dv, tasks, 1, amx_pack_x_range, &j);
+    for (int64_t t = 0; t < tasks; t++)
+        if (!j.ok[t]) return 0;
+    csnn__cpu_parallel_for(dv, tasks, 1, amx_dw_range, &j);
+    return 1;
+}
+
 csnn_status csnn__cpu_linear_weight_grad_sparse(void *dev, int64_t rows, int64_t in, int64_t out,
                                                 const float *x, const float *dy, float *dw,
                                                 float *db)
@@ -483,12 +550,16 @@ csnn_status csnn__cpu_linear_weight_grad_sparse(void *dev, int64_t rows, int64_t
             const double max = avx512 ? LIN_DW_MAX_DENSITY : LIN_GENERIC_MAX_DENSITY;
             double dens = 0.0;
             const int small = lin_small(rows, in, out, LIN_DW_MIN_MACS);
-            if (!small && !csnn__cpu_sparse_mode) {
+            const int amx = small ? 0 : linear_dw_amx(dv, op, rows, in, out, x, dy, dw);
+            if (amx < 0) return CSNN_ERR_OUT_OF_MEMORY;
+            if (!amx && !small && !csnn__cpu_sparse_mode) {
                 double nz = 0.0;
                 CSNN_TRY(csnn__cpu_reduce(dev, CSNN_REDUCE_COUNT_NONZERO, x, rows * in, &nz));
                 dens = nz / ((double)rows * (double)in);
             }
-            if (small || dens > max) {
+            if (amx) {
+                /* done on AMX tiles */
+            } else if (small || dens > max) {
                 CSNN_TRY(csnn__cpu_gemm(dev, 1, 0, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw,
                                         in));
             } else {
