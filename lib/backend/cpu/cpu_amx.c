@@ -514,7 +514,9 @@ static AMX_TARGET void linear_dw_tiles(int64_t rows, int64_t in, int64_t out,
 {
     const int64_t rp = rows_pad(rows), apart = out * rp;
     const int64_t astride = rp * (int64_t)sizeof(uint16_t);
-    const int64_t bstride = in * (int64_t)sizeof(uint32_t), cstride = bstride;
+    const int64_t bstride = in * (int64_t)sizeof(uint32_t);
+    const int aligned = ((uintptr_t)dw & 63) == 0;
+    _Alignas(64) float buf[32 * 32];
     for (int64_t f = f0; f < f1; f += 32)
         for (int64_t o0 = 0; o0 < out; o0 += 32) {
             _tile_zero(0);
@@ -535,12 +537,25 @@ static AMX_TARGET void linear_dw_tiles(int64_t rows, int64_t in, int64_t out,
                     _tile_dpbf16ps(3, 5, 7);
                 }
             }
-            float *c0 = dw + o0 * in + f, *c1 = c0 + 16 * in;
-            _tile_stored(0, c0, cstride);
-            _tile_stored(1, c0 + 16, cstride);
-            _tile_stored(2, c1, cstride);
-            _tile_stored(3, c1 + 16, cstride);
+            /* through L1 into dw with streaming stores: dw (85 MB for the
+             * reference fc1) is only written, never read */
+            _tile_stored(0, buf, 128);
+            _tile_stored(1, buf + 16, 128);
+            _tile_stored(2, buf + 512, 128);
+            _tile_stored(3, buf + 528, 128);
+            for (int r = 0; r < 32; r++) {
+                float *d = dw + (o0 + r) * in + f;
+                const __m512 v0 = _mm512_load_ps(buf + 32 * r), v1 = _mm512_load_ps(buf + 32 * r + 16);
+                if (aligned) {
+                    _mm512_stream_ps(d, v0);
+                    _mm512_stream_ps(d + 16, v1);
+                } else {
+                    _mm512_storeu_ps(d, v0);
+                    _mm512_storeu_ps(d + 16, v1);
+                }
+            }
         }
+    _mm_sfence();
 }
 
 static AMX_TARGET void linear_dw(int64_t rows, int64_t in, int64_t out, const uint16_t *dyp,
