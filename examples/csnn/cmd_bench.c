@@ -249,7 +249,7 @@ int cmd_bench(int argc, char **argv)
         OPT_S("device", &device, "DEV", "cpu (default), cuda, cuda:N or auto"),
         OPT_F("no-sgemm", &no_sgemm, "skip measuring the library's sgemm rate"),
         OPT_F("layers", &layers,
-              "per-layer times over the timed steps (csnn_model_set_layer_timing) and the\n"
+              "per-layer times over the timed steps (csnn_model_set_layer_timing) and the "
               "conv and linear layers' own dense-equivalent rate"),
         OPT_F("json", &json, "one JSON object on stdout"),
     };

@@ -387,10 +387,23 @@ static AMX_TARGET int dw_image(const cpu_amx_conv *a, const float *xi, const flo
 /* The input planes of one image into nb pair-interleaved parts [k / 2][ps]
  * (uint32: the bfloat16 of plane 2p in the low half, of plane 2p + 1 in
  * the high half), zero in the border; 0 when an input is not acceptable. */
+/* Zeros [a, b) of every plane of the nb parts. */
+static void zero_planes(const cpu_amx_fwd *f, int nb, uint32_t *parts, int64_t a, int64_t b)
+{
+    if (b <= a) return;
+    for (int s = 0; s < nb; s++)
+        for (int p = 0; p < f->k / 2; p++)
+            memset(parts + s * f->in_part_floats + (int64_t)p * f->ps + a, 0,
+                   (size_t)(b - a) * sizeof(uint32_t));
+}
+
 static AMX_TARGET int pack_in(const cpu_amx_fwd *f, const float *in, uint32_t *parts)
 {
     const int nb = f->split ? 3 : 1;
-    memset(parts, 0, (size_t)nb * f->in_part_floats * sizeof(float));
+    /* the border only: above the first row, between the rows (right and
+     * left padding), below the last one to the end of the plane */
+    zero_planes(f, nb, parts, 0, (int64_t)f->pad_h * f->wp + f->pad_w);
+    zero_planes(f, nb, parts, (int64_t)(f->h - 1 + f->pad_h) * f->wp + f->pad_w + f->w, f->ps);
     const __m512i expo = _mm512_set1_epi32(0x7F800000);
     const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u);
     const int64_t plane = (int64_t)f->h * f->w;
@@ -400,6 +413,10 @@ static AMX_TARGET int pack_in(const cpu_amx_fwd *f, const float *in, uint32_t *p
         for (int iy = 0; iy < f->h; iy++) {
             const float *s0 = in + 2 * p * plane + (int64_t)iy * f->w, *s1 = s0 + plane;
             const int64_t o = (int64_t)p * f->ps + (int64_t)(iy + f->pad_h) * f->wp + f->pad_w;
+            if (iy + 1 < f->h) /* the right padding of this row, the left of the next */
+                for (int s = 0; s < nb; s++)
+                    for (int c = 0; c < 2 * f->pad_w; c++)
+                        parts[s * f->in_part_floats + o + f->w + c] = 0;
             for (int ix = 0; ix < f->w; ix += 16) {
                 const __mmask16 m = f->w - ix >= 16 ? (__mmask16)0xFFFF
                                                     : (__mmask16)((1u << (f->w - ix)) - 1);
