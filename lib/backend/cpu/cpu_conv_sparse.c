@@ -672,15 +672,10 @@ static void sp_fwd_lane(void *arg, int64_t lane, int worker)
         image_forward(j, j->x + i * p->in_size, j->y + i * p->out_size, region);
 }
 
-/* The images of a lane: [first, last) of the sequences (steps > 1: every
- * step of each) or of the images. */
-static void lane_images(const sp_job *j, int64_t lane, int64_t *first, int64_t *last,
-                        int64_t *steps)
-{
-    *steps = j->steps > 1 ? j->steps : 1;
-    *first = j->steps > 1 ? seq_first(j, lane) : conv_lane_first(&j->p, lane);
-    *last = j->steps > 1 ? seq_first(j, lane + 1) : conv_lane_first(&j->p, lane + 1);
-}
+/* The AMX lanes take consecutive images, whatever the steps (their images
+ * are independent but for the lane's dW partial): n / lanes each, where
+ * whole sequences would give lanes of one and two sequences (16 samples on
+ * 12 lanes) and leave a thread idle for the last long lane. */
 
 /* The forward on AMX tiles, image by image; an image whose inputs are not
  * all bfloat16 numbers goes the per-image way. */
@@ -690,16 +685,12 @@ static void amx_fwd_lane(void *arg, int64_t lane, int worker)
     const sp_job *j = arg;
     const conv_plan *p = &j->p;
     float *region = sp_region(&j->g, j->ws, lane), *scratch = region + j->g.amx_off;
-    int64_t first, last, steps;
-    lane_images(j, lane, &first, &last, &steps);
-    for (int64_t b = first; b < last; b++)
-        for (int64_t t = 0; t < steps; t++) {
-            const int64_t i = t * (steps > 1 ? j->seqs : 0) + b;
-            const float *xi = j->x + i * p->in_size;
-            float *yi = j->y + i * p->out_size;
-            if (!csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, scratch, yi))
-                image_forward(j, xi, yi, region);
-        }
+    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
+        const float *xi = j->x + i * p->in_size;
+        float *yi = j->y + i * p->out_size;
+        if (!csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, scratch, yi))
+            image_forward(j, xi, yi, region);
+    }
 }
 
 typedef struct {
@@ -889,9 +880,10 @@ static void sp_bwd_lane(void *arg, int64_t lane, int worker)
     }
 }
 
-/* The backward with the weight gradient on AMX tiles, image by image
- * (steps > 1: the lane's sequences, every step); an image whose inputs are
- * not all bfloat16 numbers takes the float kernels (float_image_dw). */
+/* The backward on AMX tiles, image by image: the weight gradient of an
+ * image whose inputs are bfloat16 numbers (else the float kernels,
+ * float_image_dw) and the input gradient of an image whose dy is finite
+ * (else tap by tap through sgemm). */
 static void amx_bwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
@@ -902,20 +894,16 @@ static void amx_bwd_lane(void *arg, int64_t lane, int worker)
     float *dyt = region + g->mask_floats, *scratch = region + g->amx_off;
     float *dwt = sp_lane_dwt(g, j->ws, lane);
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
-    int64_t first, last, steps;
-    lane_images(j, lane, &first, &last, &steps);
-    for (int64_t b = first; b < last; b++)
-        for (int64_t t = 0; t < steps; t++) {
-            const int64_t i = t * (steps > 1 ? j->seqs : 0) + b;
-            const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
-            dy_transposed(j, dyi, dyt);
-            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
-                float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
-            if (!j->dx) continue;
-            float *dxi = j->dx + i * p->in_size;
-            if (!(j->amx_dx && csnn__cpu_amx_fwd_image(&g->amx_dx, j->apk, dyi, NULL, scratch, dxi)))
-                csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, dxi, region);
-        }
+    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
+        const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
+        dy_transposed(j, dyi, dyt);
+        if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
+            float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
+        if (!j->dx) continue;
+        float *dxi = j->dx + i * p->in_size;
+        if (!(j->amx_dx && csnn__cpu_amx_fwd_image(&g->amx_dx, j->apk, dyi, NULL, scratch, dxi)))
+            csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, dxi, region);
+    }
 }
 
 #define SUM_ROWS 16
