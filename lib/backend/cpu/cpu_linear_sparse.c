@@ -26,7 +26,12 @@
  *
  * The entries go the dense way (gemm, bias_add, bias_grad) when the input is
  * too dense or the problem too small for the sparse kernels to win (the
- * thresholds below, measured with tests/backend/bench_sparse.c). */
+ * thresholds below, measured with tests/backend/bench_sparse.c).
+ *
+ * On CPUs with AMX-BF16, dW of a problem past LIN_DW_MIN_MACS with in and
+ * out multiples of 32 and inputs that are finite bfloat16 numbers runs on
+ * AMX tiles instead, whatever the density (linear_dw_amx below, cpu_amx.c:
+ * exact products, float sums in an order fixed by the shape). */
 #include <limits.h>
 #include <string.h>
 
