@@ -5,8 +5,11 @@
  * the portable kernels forced on CPUs that have AVX-512 (csnn__cpu_isa_cap). Odd shapes, stride
  * 2, padding 0/1/2, kernels 1/3/5 and non-square, c_in 1/3/many, several
  * output tiles, uneven lanes; results within float rounding of the dense
- * ones, dx and db bit for bit (they take the same code); 1 vs 3 threads bit
- * for bit; workspaces full of NaN garbage; argument errors. */
+ * ones, db bit for bit and dx too (the same code) except where the AMX
+ * input gradient runs (then within float rounding); 1 vs 3 threads bit for
+ * bit; workspaces full of NaN garbage; argument errors. On CPUs with
+ * AMX-BF16, the AMX kernels (cpu_amx.c) also directly against double
+ * references. */
 #include "backend_test.h"
 #include "../../lib/backend/cpu/cpu_amx.h"
 #include "../../lib/backend/cpu/cpu_internal.h"
@@ -263,11 +266,13 @@ static void test_conv_threads(void **state)
         conv_out_free(&a);
         conv_out_free(&b);
     }
-    /* images of different densities in one batch (each chooses its path) */
+    /* images of different densities in one batch (each chooses its path;
+     * the densest first: on AMX CPUs it decides that the AMX forward is
+     * prepared, and the images from 0.3 on take it) */
     tb_rng r = tb_seed(9);
     size_t per = c.nx / (size_t)d.n;
     for (int i = 0; i < d.n; i++) {
-        double dens = (double)i / (d.n - 1);
+        double dens = 1.0 - (double)i / (d.n - 1);
         for (size_t e = 0; e < per; e++) c.x[i * per + e] = tb_uniform(&r) < dens ? 2.0f : 0.0f;
     }
     conv_out a = conv_run(d1, &c, 1, 0, ws1), b = conv_run(d3, &c, 1, 0, ws3);
@@ -545,6 +550,32 @@ static void test_conv_amx(void **state)
             conv_out_free(&ref);
             conv_data_free(&c);
         }
+    }
+    /* densities from 1 down to 0 in one batch: the AMX forward for the
+     * images from CONV_AMX_FWD_MIN_DENSITY on, the sparse kernels for the
+     * rest; 1 vs 3 threads bit for bit, within rounding of the dense entry */
+    {
+        csnn_conv2d_desc d = conv_desc(10, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1);
+        void *d1 = tb_open(1), *d3 = tb_open(3);
+        void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
+        conv_data c = conv_data_make(d, 0.0, 1.0f, 78);
+        tb_rng r = tb_seed(79);
+        const size_t per = c.nx / (size_t)d.n;
+        for (int i = 0; i < d.n; i++)
+            for (size_t e = 0; e < per; e++)
+                c.x[i * per + e] = tb_uniform(&r) < 1.0 - (double)i / (d.n - 1) ? 1.0f : 0.0f;
+        double ys, wsc;
+        conv_scales(&c, &ys, &wsc);
+        conv_out a = conv_run(d1, &c, 1, 0, ws1), b = conv_run(d3, &c, 1, 0, ws3);
+        conv_out ref = conv_run(d1, &c, 0, 0, ws1);
+        TB_SAME(a.y, b.y, c.ny);
+        TB_SAME(a.dx, b.dx, c.nx);
+        TB_SAME(a.dw, b.dw, c.nw);
+        check_run(&c, &a, &ref, ys, wsc, 1);
+        conv_out_free(&a), conv_out_free(&b), conv_out_free(&ref);
+        conv_data_free(&c);
+        OPS->free(d1, ws1), OPS->free(d3, ws3);
+        OPS->close(d1), OPS->close(d3);
     }
     /* the temporal entry, and an input that is not bf16 within a batch */
     check_temporal(dev, conv_desc(16, 32, 6, 6, 32, 3, 3, 1, 1, 1, 1, 1), 2, 7);

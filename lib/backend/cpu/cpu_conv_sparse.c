@@ -35,13 +35,15 @@
  * The inner loops have an AVX-512 version (chosen at run time) and a
  * portable C version for other CPUs (slow: see the thresholds).
  *
- * On CPUs with AMX-BF16, for the shapes cpu_amx.c takes, every image goes
- * to AMX tiles instead (dense over the positions, float sums): the forward
- * of an image whose inputs are bfloat16 numbers (amx_fwd_lane; weights cut
- * exactly into three bfloat16 parts), the weight gradient of such an image
- * (amx_bwd_lane; exact products) and the input gradient of an image whose
- * dy is finite (six part products); other images, and all of them when a
- * weight is not finite, take the kernels above. */
+ * On CPUs with AMX-BF16, for the shapes cpu_amx.c takes, images go to AMX
+ * tiles instead (dense over the positions, float sums): the forward of an
+ * image whose inputs are bfloat16 numbers and which is dense enough
+ * (CONV_AMX_FWD_MIN_DENSITY of what the sparse kernels would work on;
+ * amx_image_forward: weights cut exactly into three bfloat16 parts), the
+ * weight gradient of every image whose inputs are bfloat16 numbers
+ * (amx_bwd_lane; exact products) and the input gradient of every image
+ * whose dy is finite (six part products); other images, and all of them
+ * when a weight is not finite, take the kernels above. */
 #include <string.h>
 
 #include "cpu_amx.h"
@@ -60,6 +62,14 @@
  * (crossover ~0.57). The portable kernels (no AVX-512) are 3-5x slower
  * than the AVX-512 ones: they win only on very sparse input. */
 #define CONV_SPARSE_FWD_MAX_DENSITY 0.85
+/* The density from which an image's forward goes to AMX tiles (cpu_amx.c)
+ * where they are used. The same bench, "convfwd": sparse 17 / 25 / 33 / 42
+ * / 51 / 60 ms at 0.02 / 0.1 / 0.2 / 0.3 / 0.4 / 0.5; AMX ~25 ms at any
+ * density, but ~68 ms in the slow phases of this VM's AMX (about one sample
+ * in four, docs/PERFORMANCE.md): from 0.3 the sparse kernels cost more
+ * than AMX on average. (Training the reference model feeds conv2 ~0.67,
+ * inference of the same model ~0.22.) */
+#define CONV_AMX_FWD_MIN_DENSITY 0.3
 #define CONV_SPARSE_DW_MAX_DENSITY 0.55
 #define CONV_SPARSE_GENERIC_MAX_DENSITY 0.05
 
@@ -647,12 +657,25 @@ static void sparse_image_forward(const sp_job *j, const float *xi, int binary, i
     }
 }
 
-/* yi of one image the per-image way: dense or sparse by its count. */
+/* yi of one image on AMX tiles when they are used for this call and the
+ * image has `nonzero` inputs from CONV_AMX_FWD_MIN_DENSITY on; 0 when not
+ * done (then the other kernels). */
+static int amx_image_forward(const sp_job *j, int64_t nonzero, const float *xi, float *yi,
+                             float *region)
+{
+    return j->apk && (double)nonzero >= CONV_AMX_FWD_MIN_DENSITY * (double)j->p.in_size &&
+           csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, region + j->g.amx_off, yi);
+}
+
+/* yi of one image the per-image way: AMX, dense or sparse by its count. */
 static void image_forward(const sp_job *j, const float *xi, float *yi, float *region)
 {
     const conv_plan *p = &j->p;
-    int binary;
-    if (!image_is_sparse(j, xi, &binary)) {
+    int64_t other;
+    const int64_t nonzero = count_nonzero(j->avx512, xi, p->in_size, &other);
+    if (amx_image_forward(j, nonzero, xi, yi, region)) return;
+    const int binary = other == 0;
+    if (!sparse_by_count(j, nonzero)) {
         csnn__cpu_conv_image_forward(p, xi, j->w, j->b, yi, region);
         return;
     }
@@ -670,27 +693,6 @@ static void sp_fwd_lane(void *arg, int64_t lane, int worker)
     float *region = sp_region(&j->g, j->ws, lane);
     for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++)
         image_forward(j, j->x + i * p->in_size, j->y + i * p->out_size, region);
-}
-
-/* The AMX lanes take consecutive images, whatever the steps (their images
- * are independent but for the lane's dW partial): n / lanes each, where
- * whole sequences would give lanes of one and two sequences (16 samples on
- * 12 lanes) and leave a thread idle for the last long lane. */
-
-/* The forward on AMX tiles, image by image; an image whose inputs are not
- * all bfloat16 numbers goes the per-image way. */
-static void amx_fwd_lane(void *arg, int64_t lane, int worker)
-{
-    (void)worker;
-    const sp_job *j = arg;
-    const conv_plan *p = &j->p;
-    float *region = sp_region(&j->g, j->ws, lane), *scratch = region + j->g.amx_off;
-    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
-        const float *xi = j->x + i * p->in_size;
-        float *yi = j->y + i * p->out_size;
-        if (!csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, scratch, yi))
-            image_forward(j, xi, yi, region);
-    }
 }
 
 typedef struct {
@@ -783,12 +785,18 @@ static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_c
     /* (the temporal kernels when a test forces them) */
     int amx = amx_wanted(dv, &j.g) && csnn__cpu_temporal_mode == 0;
     if (amx) {
-        uint16_t *apk = sp_amx_weights(&j.g, workspace);
-        amx = amx_pack(dv, &j.g.amx_fwd, w, apk);
-        j.apk = apk;
+        /* the weights are packed only when the batch's first image is dense
+         * enough for AMX (the images of a batch have like densities; the
+         * others are still chosen one by one) */
+        int64_t other;
+        const int64_t nonzero = count_nonzero(j.avx512, x, j.p.in_size, &other);
+        amx = (double)nonzero >= CONV_AMX_FWD_MIN_DENSITY * (double)j.p.in_size;
     }
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes,
-                   amx ? amx_fwd_lane : steps > 1 ? tp_fwd_lane : sp_fwd_lane, &j);
+    if (amx) {
+        uint16_t *apk = sp_amx_weights(&j.g, workspace);
+        if (amx_pack(dv, &j.g.amx_fwd, w, apk)) j.apk = apk; /* (else no AMX) */
+    }
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 ? tp_fwd_lane : sp_fwd_lane, &j);
     return CSNN_OK;
 }
 
@@ -1050,6 +1058,12 @@ static void tp_fwd_lane(void *arg, int64_t lane, int worker)
             float *yi = j->y + i * p->out_size;
             int64_t nonzero, other;
             const int64_t changed = temporal_scan(j, xi, valid, &nonzero, &other, delta);
+            /* AMX by the count the sparse kernels would work on (an
+             * unchanged input keeps the product of the step before) */
+            if (changed != 0 && amx_image_forward(j, changed > 0 ? changed : nonzero, xi, yi, region)) {
+                valid = 0; /* acc is not this step's product */
+                continue;
+            }
             if (changed > 0) {
                 sparse_image_forward(j, delta, 0, 1, region, acc);
             } else if (changed < 0) {
