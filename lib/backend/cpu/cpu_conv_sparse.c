@@ -685,6 +685,10 @@ static void image_forward(const sp_job *j, const float *xi, float *yi, float *re
     simd_transpose(j->avx512, acc, j->g.copad, p->hw_out, p->d->c_out, yi, p->hw_out, j->b);
 }
 
+/* Image by image; also the temporal entry's lanes when the AMX forward is
+ * prepared (the batch's first image is dense enough: AMX, image by image,
+ * in lanes of n / lanes consecutive images, where whole sequences would
+ * give lanes of one and two sequences for 16 samples on 12 lanes). */
 static void sp_fwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
@@ -796,7 +800,8 @@ static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_c
         uint16_t *apk = sp_amx_weights(&j.g, workspace);
         if (amx_pack(dv, &j.g.amx_fwd, w, apk)) j.apk = apk; /* (else no AMX) */
     }
-    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 ? tp_fwd_lane : sp_fwd_lane, &j);
+    csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 && !j.apk ? tp_fwd_lane : sp_fwd_lane,
+                   &j);
     return CSNN_OK;
 }
 
