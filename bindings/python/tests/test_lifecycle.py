@@ -195,16 +195,23 @@ class TestNoLeaks(unittest.TestCase):
         for explicit in (True, False):
             for _ in range(30):  # warm up allocators and caches
                 self.cycle(pixels, labels, explicit)
-            gc.collect()
-            before = rss_kb()
-            for _ in range(300):
-                self.cycle(pixels, labels, explicit)
-            gc.collect()
-            grown = rss_kb() - before
-            # Baseline growth is ~0.2 MiB; leaking one model, trainer or the
-            # datasets of every cycle grows RSS by 4.5 to 70 MiB.
-            self.assertLess(grown, 4 * 1024, "RSS grew by %d KiB (explicit=%s)"
-                            % (grown, explicit))
+            # Two windows of 300 cycles: baseline growth is ~0.2 MiB a
+            # window, and leaking one model, trainer or the datasets of
+            # every cycle grows RSS by 4.5 to 70 MiB in each. glibc's
+            # allocator now and then keeps a 4 MiB step resident once (its
+            # mmap threshold rises after a large free, and later blocks of
+            # that size come from a heap): a step in one window only is not
+            # a leak, growth in both is.
+            grown = []
+            for _ in range(2):
+                gc.collect()
+                before = rss_kb()
+                for _ in range(300):
+                    self.cycle(pixels, labels, explicit)
+                gc.collect()
+                grown.append(rss_kb() - before)
+            self.assertLess(min(grown), 4 * 1024, "RSS grew by %s KiB in two windows "
+                            "(explicit=%s)" % (grown, explicit))
 
     def test_every_handle_is_destroyed(self):
         """Each cycle destroys exactly what it created (binding-level leaks
