@@ -38,10 +38,10 @@
  * On CPUs with AMX-BF16, for the shapes cpu_amx.c takes, images go to AMX
  * tiles instead (dense over the positions, float sums): the forward of an
  * image whose inputs are bfloat16 numbers and which is dense enough
- * (CONV_AMX_FWD_MIN_DENSITY of what the sparse kernels would work on;
- * amx_image_forward: weights cut exactly into three bfloat16 parts), the
+ * (CONV_AMX_FWD_MIN_DENSITY; amx_image_forward: weights cut exactly into
+ * three bfloat16 parts; then the temporal entry runs image by image), the
  * weight gradient of every image whose inputs are bfloat16 numbers
- * (amx_bwd_lane; exact products) and the input gradient of every image
+ * (image_bwd_lane; exact products) and the input gradient of every image
  * whose dy is finite (six part products); other images, and all of them
  * when a weight is not finite, take the kernels above. */
 #include <string.h>
@@ -602,8 +602,6 @@ typedef struct {
     const uint16_t *apk; /* the AMX forward's or input gradient's weights */
 } sp_job;
 
-static int64_t seq_first(const sp_job *j, int64_t lane);
-
 /* Whether image xi goes the sparse way; *binary: whether its non-zero values
  * are all exactly 1 (spikes, pooled spikes), where the forward kernels add
  * weight rows instead of multiplying them by the input. */
@@ -876,28 +874,12 @@ static void float_image_dw(const sp_job *j, const float *xi, const float *dyi, f
     }
 }
 
-static void sp_bwd_lane(void *arg, int64_t lane, int worker)
-{
-    (void)worker;
-    const sp_job *j = arg;
-    const conv_plan *p = &j->p;
-    const sp_geom *g = &j->g;
-    float *region = sp_region(g, j->ws, lane);
-    float *dyt = region + g->mask_floats;
-    float *dwt = sp_lane_dwt(g, j->ws, lane);
-    memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
-    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
-        const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
-        float_image_dw(j, xi, dyi, dyt, 0, region, dwt);
-        if (j->dx) csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, j->dx + i * p->in_size, region);
-    }
-}
-
-/* The backward on AMX tiles, image by image: the weight gradient of an
- * image whose inputs are bfloat16 numbers (else the float kernels,
- * float_image_dw) and the input gradient of an image whose dy is finite
- * (else tap by tap through sgemm). */
-static void amx_bwd_lane(void *arg, int64_t lane, int worker)
+/* The backward image by image (steps 1, or on AMX tiles): the weight
+ * gradient on AMX tiles when j->amx and the image's inputs are bfloat16
+ * numbers, else with the float kernels (float_image_dw); the input gradient
+ * on AMX tiles when j->amx_dx and dy is finite, else tap by tap or by
+ * col2im through sgemm. */
+static void image_bwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
     const sp_job *j = arg;
@@ -909,9 +891,13 @@ static void amx_bwd_lane(void *arg, int64_t lane, int worker)
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
     for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
-        dy_transposed(j, dyi, dyt);
-        if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
-            float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
+        if (j->amx) {
+            dy_transposed(j, dyi, dyt);
+            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
+                float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
+        } else {
+            float_image_dw(j, xi, dyi, dyt, 0, region, dwt);
+        }
         if (!j->dx) continue;
         float *dxi = j->dx + i * p->in_size;
         if (!(j->amx_dx && csnn__cpu_amx_fwd_image(&g->amx_dx, j->apk, dyi, NULL, scratch, dxi)))
@@ -977,7 +963,7 @@ static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_
         j.apk = apk;
     }
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes,
-                   j.amx ? amx_bwd_lane : steps > 1 ? tp_bwd_lane : sp_bwd_lane, &j);
+                   steps > 1 && !j.amx ? tp_bwd_lane : image_bwd_lane, &j);
     const int64_t row_blocks = (j.p.ckk + SUM_ROWS - 1) / SUM_ROWS;
     csnn__cpu_parallel_for(dv, row_blocks, 1 + (1 << 12) / ((int64_t)d->c_out * j.p.lanes),
                            sum_dwt_range, &j);
@@ -1063,12 +1049,6 @@ static void tp_fwd_lane(void *arg, int64_t lane, int worker)
             float *yi = j->y + i * p->out_size;
             int64_t nonzero, other;
             const int64_t changed = temporal_scan(j, xi, valid, &nonzero, &other, delta);
-            /* AMX by the count the sparse kernels would work on (an
-             * unchanged input keeps the product of the step before) */
-            if (changed != 0 && amx_image_forward(j, changed > 0 ? changed : nonzero, xi, yi, region)) {
-                valid = 0; /* acc is not this step's product */
-                continue;
-            }
             if (changed > 0) {
                 sparse_image_forward(j, delta, 0, 1, region, acc);
             } else if (changed < 0) {

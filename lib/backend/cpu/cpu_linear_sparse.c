@@ -478,34 +478,22 @@ typedef struct {
     const uint16_t *dyp;
     uint32_t *xp;
     float *dw;
+    int product;       /* 0: pack x's columns; 1: their dw columns */
     unsigned char *ok; /* per task: its inputs are finite bfloat16 numbers */
 } lin_amx_job;
 
-static void amx_task_range(const lin_amx_job *j, int64_t t, int64_t *f0, int64_t *f1)
-{
-    *f0 = t * LIN_AMX_FB;
-    *f1 = *f0 + LIN_AMX_FB < j->in ? *f0 + LIN_AMX_FB : j->in;
-}
-
-static void amx_pack_x_range(void *arg, int64_t t0, int64_t t1, int worker)
+/* Tasks [t0, t1): LIN_AMX_FB inputs each, packed or multiplied. */
+static void amx_range(void *arg, int64_t t0, int64_t t1, int worker)
 {
     (void)worker;
     const lin_amx_job *j = arg;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t f0, f1;
-        amx_task_range(j, t, &f0, &f1);
-        j->ok[t] = (unsigned char)csnn__cpu_amx_linear_pack_x(j->rows, j->in, j->x, f0, f1, j->xp);
-    }
-}
-
-static void amx_dw_range(void *arg, int64_t t0, int64_t t1, int worker)
-{
-    (void)worker;
-    const lin_amx_job *j = arg;
-    for (int64_t t = t0; t < t1; t++) {
-        int64_t f0, f1;
-        amx_task_range(j, t, &f0, &f1);
-        csnn__cpu_amx_linear_dw(j->rows, j->in, j->out, j->dyp, j->xp, f0, f1, j->dw);
+        const int64_t f0 = t * LIN_AMX_FB, f1 = f0 + LIN_AMX_FB < j->in ? f0 + LIN_AMX_FB : j->in;
+        if (j->product)
+            csnn__cpu_amx_linear_dw(j->rows, j->in, j->out, j->dyp, j->xp, f0, f1, j->dw);
+        else
+            j->ok[t] =
+                (unsigned char)csnn__cpu_amx_linear_pack_x(j->rows, j->in, j->x, f0, f1, j->xp);
     }
 }
 
@@ -527,10 +515,11 @@ static int linear_dw_amx(cpu_device *dv, const char *op, int64_t rows, int64_t i
     lin_amx_job j = {.rows = rows, .in = in, .out = out, .x = x, .dyp = (uint16_t *)(s + xf),
                      .xp = (uint32_t *)s, .dw = dw, .ok = (unsigned char *)(s + xf + df)};
     if (!csnn__cpu_amx_linear_pack_dy(rows, out, dy, (uint16_t *)(s + xf))) return 0;
-    csnn__cpu_parallel_for(dv, tasks, 1, amx_pack_x_range, &j);
+    csnn__cpu_parallel_for(dv, tasks, 1, amx_range, &j);
     for (int64_t t = 0; t < tasks; t++)
         if (!j.ok[t]) return 0;
-    csnn__cpu_parallel_for(dv, tasks, 1, amx_dw_range, &j);
+    j.product = 1;
+    csnn__cpu_parallel_for(dv, tasks, 1, amx_range, &j);
     return 1;
 }
 
