@@ -114,14 +114,16 @@ CPU_INLINE void pool_2x2_backward(const csnn_pool_desc *d, const float *dy,
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-/* pool_2x2_backward with AVX-512, 16 windows at a time (the same bits:
- * the masked move keeps v's bits or gives +0, then 0 + that); call it only
- * where csnn__cpu_isa() is CPU_ISA_AVX512. */
+/* pool_2x2_backward with AVX-512, 16 windows at a time and a masked rest of
+ * the row (the reference sn1's rows are 24 windows: a third of them went
+ * through the scalar loop) - the same bits: the masked move keeps v's bits
+ * or gives +0, then 0 + that; call it only where csnn__cpu_isa() is
+ * CPU_ISA_AVX512. */
 static CPU_TARGET_AVX512 __attribute__((unused)) void
 pool_2x2_backward_avx512(const csnn_pool_desc *d, const float *dy, const uint8_t *argmax,
                          float *dx)
 {
-    const int wi = d->w_in, wo = d->w_out, full = wo & ~15;
+    const int wi = d->w_in, wo = d->w_out;
     /* out[2j] = a[j], out[2j + 1] = b[j]: j < 8 (lo), j >= 8 (hi) */
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi =
@@ -131,9 +133,14 @@ pool_2x2_backward_avx512(const csnn_pool_desc *d, const float *dy, const uint8_t
         const float *g = dy + (int64_t)oh * wo;
         const uint8_t *a = argmax + (int64_t)oh * wo;
         float *r0 = dx + (int64_t)2 * oh * wi, *r1 = r0 + wi;
-        for (int ow = 0; ow < full; ow += 16) {
-            const __m512 gv = _mm512_loadu_ps(g + ow);
-            const __m512i av = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + ow)));
+        for (int ow = 0; ow < wo; ow += 16) {
+            const int n = wo - ow < 16 ? wo - ow : 16;
+            /* n windows; their 2n outputs per row in two vectors */
+            const __mmask16 m = (__mmask16)((1u << n) - 1);
+            const __mmask16 m0 = (__mmask16)((1u << (n < 8 ? 2 * n : 16)) - 1);
+            const __mmask16 m1 = (__mmask16)((1u << (n > 8 ? 2 * (n - 8) : 0)) - 1);
+            const __m512 gv = _mm512_maskz_loadu_ps(m, g + ow);
+            const __m512i av = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + ow));
             const __m512 f0 = _mm512_add_ps(
                 zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(0)), gv));
             const __m512 f1 = _mm512_add_ps(
@@ -142,16 +149,10 @@ pool_2x2_backward_avx512(const csnn_pool_desc *d, const float *dy, const uint8_t
                 zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(2)), gv));
             const __m512 f3 = _mm512_add_ps(
                 zero, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(3)), gv));
-            _mm512_storeu_ps(r0 + 2 * ow, _mm512_permutex2var_ps(f0, lo, f1));
-            _mm512_storeu_ps(r0 + 2 * ow + 16, _mm512_permutex2var_ps(f0, hi, f1));
-            _mm512_storeu_ps(r1 + 2 * ow, _mm512_permutex2var_ps(f2, lo, f3));
-            _mm512_storeu_ps(r1 + 2 * ow + 16, _mm512_permutex2var_ps(f2, hi, f3));
-        }
-        if (full < wo) { /* the last windows of the row */
-            csnn_pool_desc rest = *d;
-            rest.h_out = 1;
-            rest.w_out = wo - full;
-            pool_2x2_backward(&rest, g + full, a + full, r0 + 2 * full);
+            _mm512_mask_storeu_ps(r0 + 2 * ow, m0, _mm512_permutex2var_ps(f0, lo, f1));
+            _mm512_mask_storeu_ps(r0 + 2 * ow + 16, m1, _mm512_permutex2var_ps(f0, hi, f1));
+            _mm512_mask_storeu_ps(r1 + 2 * ow, m0, _mm512_permutex2var_ps(f2, lo, f3));
+            _mm512_mask_storeu_ps(r1 + 2 * ow + 16, m1, _mm512_permutex2var_ps(f2, hi, f3));
         }
     }
 }
