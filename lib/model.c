@@ -401,6 +401,7 @@ void csnn_model_destroy(csnn_model *m)
     if (m->tensors) {
         csnn__model_free(m, m->arenas[0]);
         csnn__model_free(m, m->arenas[1]);
+        free(m->grad_proven);
         for (int i = 0; i < m->n_tensors; i++)
             if (m->tensors[i].kind == CSNN_TENSOR_BUFFER) csnn__model_free(m, m->tensors[i].data);
     }
@@ -418,6 +419,11 @@ csnn_status csnn__model_alloc_grads(csnn_model *m)
 {
     if (m->has_grads) return CSNN_OK;
     int64_t arena = param_arena_numel(m);
+    if (!m->grad_proven) {
+        m->grad_proven = csnn__calloc_array((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), 1,
+                                            "gradient flags");
+        if (!m->grad_proven) return CSNN_ERR_OUT_OF_MEMORY;
+    }
     void *p;
     CSNN_TRY(csnn__model_alloc(m, (size_t)arena * sizeof(float), &p, "gradients"));
     csnn_status st = m->ops->fill(m->dev, p, 0.0f, arena);

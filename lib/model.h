@@ -167,6 +167,9 @@ struct csnn_model {
     void *workspace;
     size_t workspace_bytes;
     bool has_grads;
+    /* per tensor: 1 when the last backward proved its gradient finite by a
+     * bound (csnn__model_backward), so the non-finite check may skip it */
+    uint8_t *grad_proven;
     bool trainer_attached;
     bool layer_timing;       /* csnn_model_set_layer_timing */
     unsigned disabled;       /* CSNN__NO_* */
@@ -243,6 +246,10 @@ int64_t csnn__model_arena_numel(const csnn_model *m);
 /** Base of an arena: 0 parameters, 1 gradients, 2 optimiser m, 3 optimiser v
  *  (NULL when not allocated). */
 float *csnn__model_arena(const csnn_model *m, int which);
+/** *count = the number of gradient values of the last backward that are
+ *  an infinity or a NaN: every PARAM tensor's gradient is read except the
+ *  ones that backward proved finite by a bound (grad_proven). */
+csnn_status csnn__model_count_nonfinite_grads(csnn_model *m, double *count);
 /** Points every PARAM tensor's opt_m / opt_v into the given arenas (NULL
  *  clears). */
 void csnn__model_set_opt_arenas(csnn_model *m, float *state_m, float *state_v);

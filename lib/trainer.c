@@ -462,8 +462,7 @@ csnn_status csnn__trainer_step_uploaded(csnn_trainer *t, int32_t n, const int32_
     if (st == CSNN_OK) st = csnn__model_backward(m, n);
     double bad = 0;
     if (st == CSNN_OK)
-        st = m->ops->reduce(m->dev, CSNN_REDUCE_COUNT_NONFINITE, csnn__model_arena(m, 1),
-                            csnn__model_arena_numel(m), &bad);
+        st = csnn__model_count_nonfinite_grads(m, &bad);
     if (st == CSNN_OK && bad > 0)
         st = csnn__error(CSNN_ERR_NUMERIC,
                          "training step %lld: %.0f gradient values are not finite; the model was "

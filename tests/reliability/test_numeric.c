@@ -5,7 +5,8 @@
  * of the run (the best model, MODEL.last) stay byte for byte as they were,
  * the parameters in memory are the last finite ones, and the run resumes
  * from MODEL.last. Non-finite values in host arrays are refused by
- * csnn_trainer_step before anything runs.
+ * csnn_trainer_step before anything runs. A weight gradient that overflows
+ * while everything else stays finite is caught too.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -162,10 +163,59 @@ static void test_fit_diverges(void **state)
     csnn_context_destroy(ctx);
 }
 
+/* A step whose only non-finite gradient is a linear layer's weight
+ * gradient dW = dy^T x, with every input, output and other gradient of the
+ * step finite: pixels of 3e38 into fc1 (zero weights and biases, so its
+ * output is 0 and the loss finite), then fc2 with weights of 1e10 on its
+ * diagonal, so that fc1's dy is ~1e10 and dy * x overflows. The backward
+ * bounds linear gradients so as to skip reading them in the non-finite
+ * check (prove_linear_grads, engine.c); the bound must not vouch for this
+ * one: the step fails, and the model is left as it was. */
+static void test_linear_grad_overflow(void **state)
+{
+    (void)state;
+    csnn_context_options o;
+    csnn_context_options_init(&o);
+    o.n_threads = 1;
+    csnn_context *ctx;
+    OK(csnn_context_create(&o, &ctx));
+    csnn_model *m;
+    csnn_trainer *t;
+    /* 16 -> 8 -> 4 at 2 rows: the bound is taken (rows (in + out) < in out) */
+    OK(csnn_model_create_from_spec(ctx, "input 1x4x4\nflatten\nlinear 8\nlinear 4\n", 1, &m));
+    OK(csnn_trainer_create(m, &t));
+    float w1[8 * 16] = {0}, b1[8] = {0}, w2[4 * 8] = {0}, b2[4] = {0};
+    for (int k = 0; k < 4; k++) w2[k * 8 + k] = 1e10f;
+    OK(csnn_model_set_tensor(m, "fc1.weight", w1, 8 * 16));
+    OK(csnn_model_set_tensor(m, "fc1.bias", b1, 8));
+    OK(csnn_model_set_tensor(m, "fc2.weight", w2, 4 * 8));
+    OK(csnn_model_set_tensor(m, "fc2.bias", b2, 4));
+    float x[2 * 16];
+    for (int i = 0; i < 2 * 16; i++) x[i] = 3e38f;
+    const int32_t y[2] = {0, 3};
+    assert_int_equal(csnn_trainer_step(t, x, y, 2, NULL), CSNN_ERR_NUMERIC);
+    assert_non_null(strstr(csnn_last_error_message(), "gradient values are not finite"));
+    float w[8 * 16], w2b[4 * 8];
+    OK(csnn_model_get_tensor(m, "fc1.weight", w, 8 * 16));
+    OK(csnn_model_get_tensor(m, "fc2.weight", w2b, 4 * 8));
+    assert_memory_equal(w, w1, sizeof w);
+    assert_memory_equal(w2b, w2, sizeof w2b);
+
+    /* the same step with pixels of 1 is finite: fc1's weights move */
+    for (int i = 0; i < 2 * 16; i++) x[i] = 1.0f;
+    OK(csnn_trainer_step(t, x, y, 2, NULL));
+    OK(csnn_model_get_tensor(m, "fc1.weight", w, 8 * 16));
+    for (int e = 0; e < 4 * 16; e++) assert_true(isfinite(w[e]) && w[e] != 0.0f);
+    csnn_trainer_destroy(t);
+    csnn_model_destroy(m);
+    csnn_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_diverges),
+        cmocka_unit_test(test_linear_grad_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
