@@ -73,14 +73,21 @@ static void assert_params_finite(csnn_model *m)
     }
 }
 
-static void test_fit_diverges(void **state)
+/* A CPU context with one host thread. */
+static csnn_context *one_thread_context(void)
 {
-    (void)state;
     csnn_context_options o;
     csnn_context_options_init(&o);
     o.n_threads = 1;
     csnn_context *ctx;
     OK(csnn_context_create(&o, &ctx));
+    return ctx;
+}
+
+static void test_fit_diverges(void **state)
+{
+    (void)state;
+    csnn_context *ctx = one_thread_context();
     enum { N = 64 };
     uint8_t px[N * 64];
     int32_t labels[N];
@@ -174,11 +181,7 @@ static void test_fit_diverges(void **state)
 static void test_linear_grad_overflow(void **state)
 {
     (void)state;
-    csnn_context_options o;
-    csnn_context_options_init(&o);
-    o.n_threads = 1;
-    csnn_context *ctx;
-    OK(csnn_context_create(&o, &ctx));
+    csnn_context *ctx = one_thread_context();
     csnn_model *m;
     csnn_trainer *t;
     /* 16 -> 8 -> 4 at 2 rows: the bound is taken (rows (in + out) < in out) */
