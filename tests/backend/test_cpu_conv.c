@@ -1,6 +1,8 @@
 /* test_cpu_conv.c - CPU backend: conv2d forward against a naive double
  * convolution, backward (dx, dw, db) against finite differences of it, on
- * odd shapes; workspace; thread-count independence; descriptor errors. */
+ * odd shapes; the input gradient's paths (Winograd's F(2x2, 3x3) with its
+ * AVX-512 and portable kernels, tap by tap, col2im); workspace;
+ * thread-count independence; descriptor errors. */
 #include "backend_test.h"
 #include "../../lib/backend/cpu/cpu_conv.h"
 
@@ -137,21 +139,23 @@ static const int shapes[][12] = {
     {2, 2, 6, 7, 3, 3, 3, 1, 1, 2, 0, 1},  /* pad 2 x 0 */
 };
 
-/* Which shapes take the tap-by-tap input gradient (the others col2im). */
+/* Which shapes take Winograd's input gradient, which the tap-by-tap one
+ * (the others col2im; Winograd before taps where both can). */
 static void test_conv_dx_paths(void **state)
 {
     (void)state;
     static const struct {
-        int s[12], taps;
+        int s[12], taps, wino;
     } cases[] = {
-        {{2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1}, 1},
-        {{2, 3, 8, 9, 4, 3, 3, 1, 1, 0, 0, 1}, 1},
-        {{2, 1, 5, 5, 3, 5, 3, 1, 1, 2, 1, 1}, 1},
-        {{3, 2, 9, 8, 5, 3, 3, 2, 2, 0, 0, 1}, 0}, /* stride 2 */
-        {{2, 2, 6, 6, 2, 3, 3, 3, 3, 2, 2, 1}, 0}, /* stride 3 */
-        {{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0, 0}, 0}, /* buffers larger than col */
-        {{2, 4, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1}, 0}, /* direct */
-        {{64, 128, 24, 24, 128, 3, 3, 1, 1, 1, 1, 1}, 1}, /* the reference conv2 */
+        {{2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1}, 1, 1},
+        {{2, 3, 8, 9, 4, 3, 3, 1, 1, 0, 0, 1}, 1, 1},
+        {{2, 1, 5, 5, 3, 5, 3, 1, 1, 2, 1, 1}, 1, 0}, /* 5x3 */
+        {{3, 2, 9, 8, 5, 3, 3, 2, 2, 0, 0, 1}, 0, 0}, /* stride 2 */
+        {{2, 2, 6, 6, 2, 3, 3, 3, 3, 2, 2, 1}, 0, 0}, /* stride 3 */
+        {{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0, 0}, 0, 1}, /* small: the col buffer grows */
+        {{2, 4, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1}, 0, 0}, /* direct */
+        {{2, 1, 96, 96, 64, 3, 3, 1, 1, 1, 1, 1}, 0, 0}, /* c_in 1, c_out 64: too large */
+        {{64, 128, 24, 24, 128, 3, 3, 1, 1, 1, 1, 1}, 1, 1}, /* the reference conv2 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *s = cases[i].s;
@@ -160,7 +164,50 @@ static void test_conv_dx_paths(void **state)
         conv_plan p;
         csnn__cpu_conv_plan(&d, &p);
         assert_int_equal(p.taps_dx, cases[i].taps);
+        assert_int_equal(p.wino_ok, cases[i].wino);
+        assert_int_equal(p.wino_dx, cases[i].wino);
+        if (p.wino_ok) assert_true(csnn__cpu_wino_scratch_floats(&d) <= p.col_floats);
+        csnn__cpu_wino_mode = 2; /* turned off: the same buffers, taps or col2im */
+        conv_plan q;
+        csnn__cpu_conv_plan(&d, &q);
+        csnn__cpu_wino_mode = 0;
+        assert_int_equal(q.wino_dx, 0);
+        assert_int_equal(q.wino_ok, p.wino_ok);
+        assert_true(q.col_floats == p.col_floats);
     }
+}
+
+/* Winograd's input gradient on shapes that reach each of its edges: 2 x 2
+ * blocks cut at odd heights and widths, paddings 0, 1, 2 and mixed, more
+ * than 16 tiles in a row (two vectors), tile counts that end on a panel of
+ * 16, 32 or 48, input channels not a multiple of the block of 8; with the
+ * AVX-512 kernels where the CPU has them and the portable ones: against
+ * finite differences of the double reference. */
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    static const int wshapes[][12] = {
+        /* n c_in h  w c_out kh kw sh sw ph pw bias */
+        {1, 9, 1, 34, 2, 3, 3, 1, 1, 1, 1, 1},  /* 1 x 17 tiles: a panel of 32; c_in 9 */
+        {1, 5, 14, 13, 3, 3, 3, 1, 1, 2, 2, 0}, /* pad 2, 7 x 7 tiles: 48 + 16 */
+        {3, 8, 5, 3, 9, 3, 3, 1, 1, 0, 1, 1},   /* pad 0 x 1, a panel of 16 */
+        {1, 3, 8, 24, 2, 3, 3, 1, 1, 1, 0, 1},  /* pad 1 x 0, 4 x 12 tiles: 48 */
+        {1, 17, 4, 4, 9, 3, 3, 1, 1, 1, 1, 1},  /* 3 channel blocks */
+    };
+    void *dev = tb_open(2);
+    for (int isa = CPU_ISA_AVX512; isa >= CPU_ISA_BASE; isa -= 2)
+        for (size_t i = 0; i < sizeof wshapes / sizeof wshapes[0]; i++) {
+            const int *s = wshapes[i];
+            csnn_conv2d_desc d = make_desc(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8],
+                                           s[9], s[10], s[11]);
+            conv_plan p;
+            csnn__cpu_conv_plan(&d, &p);
+            assert_int_equal(p.wino_dx, 1);
+            csnn__cpu_isa_cap = isa;
+            check_conv(dev, d, 100 + i);
+            csnn__cpu_isa_cap = CPU_ISA_AVX512;
+        }
+    OPS->close(dev);
 }
 
 static void test_conv_shapes(void **state)
@@ -254,6 +301,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),
         cmocka_unit_test(test_conv_dx_paths),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_threads_deterministic),
         cmocka_unit_test(test_conv_errors),
     };

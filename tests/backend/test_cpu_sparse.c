@@ -2,16 +2,18 @@
  * entries against the dense entries of the same backend, on spike inputs
  * (0/1 and 0/2) at densities 0 .. 1, with every kernel the entries have: the
  * density-chosen path, the sparse kernels forced, the dense path forced, and
- * the portable kernels forced on CPUs that have AVX-512 (csnn__cpu_isa_cap). Odd shapes, stride
- * 2, padding 0/1/2, kernels 1/3/5 and non-square, c_in 1/3/many, several
- * output tiles, uneven lanes; results within float rounding of the dense
- * ones, db bit for bit and dx too (the same code) except where the AMX
- * input gradient runs (then within float rounding); 1 vs 3 threads bit for
+ * the portable kernels forced on CPUs that have AVX-512
+ * (csnn__cpu_isa_cap). Odd shapes, stride 2, padding 0/1/2, kernels 1/3/5
+ * and non-square, c_in 1/3/many, several output tiles, uneven lanes;
+ * results within float rounding of the dense ones, db bit for bit and dx
+ * too (the same code) except where the AMX input gradient or Winograd's
+ * portable kernels run (then within float rounding); 1 vs 3 threads bit for
  * bit; workspaces full of NaN garbage; argument errors. On CPUs with
  * AMX-BF16, the AMX kernels (cpu_amx.c) also directly against double
  * references. */
 #include "backend_test.h"
 #include "../../lib/backend/cpu/cpu_amx.h"
+#include "../../lib/backend/cpu/cpu_conv.h"
 #include "../../lib/backend/cpu/cpu_internal.h"
 
 static const double densities[] = {0.0, 0.01, 0.1, 0.3, 0.7, 1.0};
@@ -178,18 +180,27 @@ static double dx_scale(const conv_data *c)
     return (double)d->c_out * d->kh * d->kw * wmax * dymax + 1.0;
 }
 
-/* Whether the entries take the AMX kernels for d in the current mode. */
-static int amx_takes(const csnn_conv2d_desc *d)
+/* Whether dx of the entries may differ from the reference run's (default
+ * mode, best instruction set) in rounding in the current mode: where the
+ * AMX input gradient runs (not where Winograd's F(2x2, 3x3) takes it), or
+ * where Winograd's portable kernels run instead of its AVX-512 ones. */
+static int dx_rounding(const csnn_conv2d_desc *d)
 {
     cpu_amx_conv a;
-    return csnn__cpu_sparse_mode == 0 && csnn__cpu_amx_usable() &&
-           csnn__cpu_amx_conv_plan(d, &a);
+    conv_plan p;
+    csnn__cpu_conv_plan(d, &p);
+    const int cap = csnn__cpu_isa_cap;
+    csnn__cpu_isa_cap = CPU_ISA_AVX512;
+    const int best512 = csnn__cpu_isa() == CPU_ISA_AVX512;
+    csnn__cpu_isa_cap = cap;
+    if (p.wino_dx) return best512 != (csnn__cpu_isa() == CPU_ISA_AVX512);
+    return csnn__cpu_sparse_mode == 0 && csnn__cpu_amx_usable() && csnn__cpu_amx_conv_plan(d, &a);
 }
 
 /* A sparse or temporal run against the dense one: y and dw within float
  * rounding of scales ys and ws (sums in another order), db bit for bit
- * (the same code), dx bit for bit too unless `amx` (the AMX input gradient
- * ran: then within float rounding). */
+ * (the same code), dx bit for bit too unless `amx` (dx_rounding: then
+ * within float rounding). */
 static void check_run(const conv_data *c, const conv_out *o, const conv_out *ref, double ys,
                       double ws, int amx)
 {
@@ -214,7 +225,7 @@ static void check_conv(void *dev, csnn_conv2d_desc d, uint64_t seed)
             for (size_t m = 0; m < N_MODES; m++) {
                 set_mode((int)m);
                 conv_out o = conv_run(dev, &c, 1, 0, ws);
-                const int amx = amx_takes(&d);
+                const int amx = dx_rounding(&d);
                 reset_mode();
                 /* float sums of up to c_in*kh*kw (y) or n*h_out*w_out (dw)
                  * terms, in another order */
@@ -330,7 +341,7 @@ static void check_temporal(void *dev, csnn_conv2d_desc d, int steps, uint64_t se
                     set_mode((int)m);
                     csnn__cpu_temporal_mode = tm;
                     conv_out o = conv_run(dev, &c, 1, steps, ws);
-                    const int amx = amx_takes(&d);
+                    const int amx = dx_rounding(&d);
                     csnn__cpu_temporal_mode = 0;
                     reset_mode();
                     check_run(&c, &o, &ref, ys * steps, wsc * steps, amx);

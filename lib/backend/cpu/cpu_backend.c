@@ -29,6 +29,7 @@ static csnn_status cpu_open(int index, int n_threads, void **dev)
     const char *off = getenv("CSNN_DISABLE");
     d->no_skinny = off && strstr(off, "skinny") != NULL;
     d->no_amx = off && strstr(off, "amx") != NULL;
+    d->no_winograd = off && strstr(off, "winograd") != NULL;
     csnn_status st = csnn__pool_create(d->n_threads, &d->pool);
     if (st != CSNN_OK) {
         free(d);

@@ -85,6 +85,17 @@ void csnn__cpu_conv_plan(const csnn_conv2d_desc *d, conv_plan *p)
     /* tap by tap when its two buffers fit where the col buffer goes */
     p->taps_dx = !p->direct && d->stride_h == 1 && d->stride_w == 1 && d->pad_h < d->kh &&
                  d->pad_w < d->kw && taps_floats(d) <= p->col_floats;
+    /* Winograd where its scratch fits the col buffer, or is small (256 KB:
+     * then the col buffer grows to it). Not for few input channels and
+     * many outputs, where its transformed dy would be several col buffers. */
+    if (csnn__cpu_wino_shape(d)) {
+        const size_t wino = csnn__cpu_wino_scratch_floats(d);
+        p->wino_ok = wino <= p->col_floats || wino <= WINO_SMALL_FLOATS;
+        if (p->wino_ok && wino > p->col_floats) p->col_floats = wino;
+    } else {
+        p->wino_ok = 0;
+    }
+    p->wino_dx = p->wino_ok && csnn__cpu_wino_mode != 2;
     int lanes = d->n < CONV_MAX_LANES ? d->n : CONV_MAX_LANES;
     while (lanes > 1 &&
            ((size_t)lanes * p->col_floats + (size_t)(lanes - 1) * p->w_floats) * sizeof(float) >
@@ -158,7 +169,7 @@ csnn_status csnn__cpu_conv2d_workspace(void *dev, const csnn_conv2d_desc *d, siz
     /* backward's need (cols + partial dWs) covers forward's (cols); the
      * spike-sparse entries lay the same memory out their own way; never 0 */
     size_t floats = (size_t)p.lanes * p.col_floats + (size_t)(p.lanes - 1) * p.w_floats +
-                    (p.taps_dx ? p.w_floats : 0);
+                    csnn__cpu_conv_dx_w_floats(&p);
     size_t sparse = csnn__cpu_conv_sparse_floats(&p);
     if (sparse > floats) floats = sparse;
     *bytes = floats ? floats * sizeof(float) : 64;
@@ -224,7 +235,7 @@ typedef struct {
     conv_plan p;
     const float *x, *w, *dy;
     float *dx, *dw;
-    float *wt; /* W by taps, when p.taps_dx */
+    float *wt; /* W in the input gradient's form (csnn__cpu_conv_prepare_dx) */
     void *ws;
 } conv_bwd_job;
 
@@ -255,9 +266,20 @@ static void wtaps_range(void *arg, int64_t t0, int64_t t1, int worker)
         }
 }
 
-void csnn__cpu_conv_make_wtaps(const cpu_device *dv, const conv_plan *p, const float *w,
+size_t csnn__cpu_conv_dx_w_floats(const conv_plan *p)
+{
+    if (p->wino_ok) return csnn__cpu_wino_u_floats(p->d);
+    return p->taps_dx ? p->w_floats : 0;
+}
+
+void csnn__cpu_conv_prepare_dx(const cpu_device *dv, const conv_plan *p, const float *w,
                                float *wt)
 {
+    if (p->wino_dx) {
+        csnn__cpu_wino_make_u(dv, p->d, w, wt);
+        return;
+    }
+    if (!p->taps_dx) return;
     wtaps_job j = {p, w, wt};
     csnn__cpu_parallel_for(dv, (int64_t)p->d->kh * p->d->kw, 1, wtaps_range, &j);
 }
@@ -303,6 +325,10 @@ void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *wt
 {
     const csnn_conv2d_desc *d = p->d;
     const int hw = (int)p->hw_out, ckk = (int)p->ckk;
+    if (p->wino_dx) {
+        csnn__cpu_wino_image_dx(d, wt, dyi, dxi, col);
+        return;
+    }
     if (p->taps_dx) {
         image_dx_taps(p, wt, dyi, dxi, col);
         return;
@@ -365,10 +391,11 @@ csnn_status csnn__cpu_conv2d_backward(void *dev, const csnn_conv2d_desc *d, cons
     CPU_NOT_NULL("conv2d_backward", w);
     CPU_NOT_NULL("conv2d_backward", dy);
     if (j.p.col_floats || j.p.lanes > 1) CPU_NOT_NULL("conv2d_backward", workspace);
-    if (dx && j.p.taps_dx) {
+    if (dv && dv->no_winograd) j.p.wino_dx = 0;
+    if (dx && csnn__cpu_conv_dx_w_floats(&j.p)) {
         j.wt = (float *)workspace + (size_t)j.p.lanes * j.p.col_floats +
                (size_t)(j.p.lanes - 1) * j.p.w_floats;
-        csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
+        csnn__cpu_conv_prepare_dx(dv, &j.p, w, j.wt);
     }
     csnn_pool *pool = dv ? dv->pool : NULL;
     csnn__pool_run(pool, j.p.lanes, conv_bwd_lane, &j);

@@ -9,6 +9,7 @@
 #define CONV_MAX_LANES 12
 #define CONV_WORKSPACE_BUDGET ((size_t)64 << 20) /* lanes shrink to stay below */
 #define ALIGN_FLOATS(n) (((n) + 15) & ~(size_t)15)  /* 64-byte multiples */
+#define WINO_SMALL_FLOATS ((size_t)1 << 16)          /* see csnn__cpu_conv_plan */
 
 typedef struct {
     const csnn_conv2d_desc *d;
@@ -16,6 +17,8 @@ typedef struct {
     size_t col_floats, w_floats; /* per-lane col buffer, one partial dW (aligned) */
     int direct;                  /* 1x1, stride 1, no padding: col(x) = x */
     int taps_dx;                 /* dx tap by tap (csnn__cpu_conv_image_dx) */
+    int wino_ok;                 /* dx can go by Winograd's F(2x2, 3x3) (cpu_winograd.c) */
+    int wino_dx;                 /* ... and does (wino_ok and not turned off) */
     int lanes;
 } conv_plan;
 
@@ -40,15 +43,40 @@ void csnn__cpu_im2col(const csnn_conv2d_desc *d, float *x, float *col, int to_co
  *  col_floats of scratch (unused when p->direct). */
 void csnn__cpu_conv_image_forward(const conv_plan *p, const float *xi, const float *w,
                                   const float *b, float *yi, float *col);
-/** W tap by tap, transposed: wt[tap][c_in][c_out] = w[c_out][c_in][tap]
- *  (w_floats floats), for csnn__cpu_conv_image_dx when p->taps_dx. */
-void csnn__cpu_conv_make_wtaps(const cpu_device *dv, const conv_plan *p, const float *w,
+/** Floats of the weights in the form csnn__cpu_conv_image_dx reads
+ *  (csnn__cpu_conv_prepare_dx): Winograd's U when p->wino_ok, W by taps
+ *  when p->taps_dx, else 0. Depends on the descriptor only. */
+size_t csnn__cpu_conv_dx_w_floats(const conv_plan *p);
+/** The weights in the form the input gradient reads, into wt
+ *  (csnn__cpu_conv_dx_w_floats floats): when p->wino_dx the transformed
+ *  kernels U (csnn__cpu_wino_make_u), else when p->taps_dx W tap by tap,
+ *  transposed: wt[tap][c_in][c_out] = w[c_out][c_in][tap]; else nothing. */
+void csnn__cpu_conv_prepare_dx(const cpu_device *dv, const conv_plan *p, const float *w,
                                float *wt);
-/** One image, dense: dxi = col2im(W^T dyi), or when p->taps_dx the same sum
- *  tap by tap from wt (csnn__cpu_conv_make_wtaps) without a col buffer;
- *  col is col_floats of scratch. */
+/** One image, dense: dxi = col2im(W^T dyi), or the same sum from wt
+ *  (csnn__cpu_conv_prepare_dx) without a col buffer: by Winograd's
+ *  F(2x2, 3x3) when p->wino_dx, else tap by tap when p->taps_dx; col is
+ *  col_floats of scratch. */
 void csnn__cpu_conv_image_dx(const conv_plan *p, const float *w, const float *wt,
                              const float *dyi, float *dxi, float *col);
+
+/* ---- Winograd's F(2x2, 3x3) for the input gradient (cpu_winograd.c) ---- */
+
+/** 0: the input gradient of a 3x3, stride-1 convolution goes by Winograd
+ *  where its buffers fit (the default), 2: never (tests, benchmarks). */
+extern int csnn__cpu_wino_mode;
+/** 1 when d is 3x3 with stride 1 and padding at most 2 (any channels, any
+ *  size). */
+int csnn__cpu_wino_shape(const csnn_conv2d_desc *d);
+/** Floats of U (16 c_in c_out) and of one image's scratch. */
+size_t csnn__cpu_wino_u_floats(const csnn_conv2d_desc *d);
+size_t csnn__cpu_wino_scratch_floats(const csnn_conv2d_desc *d);
+/** U[xi][ci][co], the kernels turned by 180 degrees and transformed. */
+void csnn__cpu_wino_make_u(const cpu_device *dv, const csnn_conv2d_desc *d, const float *w,
+                           float *u);
+/** dxi [c_in, h_in, w_in] from dyi [c_out, h_out, w_out] and U. */
+void csnn__cpu_wino_image_dx(const csnn_conv2d_desc *d, const float *u, const float *dyi,
+                             float *dxi, float *scratch);
 
 /** Workspace floats the spike-sparse entries need (cpu_conv_sparse.c);
  *  conv2d_workspace reports the larger of this and the dense need. */

@@ -84,6 +84,8 @@ typedef struct {
     int64_t woff[64];     /* per mask bit: (c * kk + tap) * copad */
     int ox0[64], ox1[64]; /* per kx: the output columns whose tap kx is inside */
     size_t wt_floats;     /* one W^T or dW^T [ckk, copad] (aligned) */
+    size_t head_floats;   /* the workspace's first block: W^T (forward) or W in
+                             the input gradient's form (backward) */
     size_t region_floats; /* per lane: masks + acc / dy^T, or a col buffer; then
                              delta and dsum */
     size_t mask_floats;   /* the masks' part of the region */
@@ -130,6 +132,9 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
         csnn__cpu_conv_valid_range(kx, d->pad_w, d->stride_w, d->w_in, d->w_out, &g->ox0[kx],
                                    &g->ox1[kx]);
     g->wt_floats = ALIGN_FLOATS((size_t)p->ckk * (size_t)g->copad);
+    g->head_floats = g->wt_floats;
+    if (csnn__cpu_conv_dx_w_floats(p) > g->head_floats)
+        g->head_floats = csnn__cpu_conv_dx_w_floats(p);
     /* mask: uint64 per input position; hmask: uint64 per (input row,
      * output column), plus a zero row */
     g->mask_floats = ALIGN_FLOATS((size_t)g->q * 2) +
@@ -153,7 +158,7 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
     g->delta_off = g->region_floats;
     g->dsum_off = g->delta_off + ALIGN_FLOATS((size_t)p->in_size);
     g->region_floats = g->dsum_off + ALIGN_FLOATS((size_t)p->hw_out * (size_t)g->copad);
-    while (p->lanes > 1 && (g->wt_floats + (size_t)p->lanes * (g->region_floats + g->wt_floats) +
+    while (p->lanes > 1 && (g->head_floats + (size_t)p->lanes * (g->region_floats + g->wt_floats) +
                             g->amx_w_floats) * sizeof(float) >
                                CONV_WORKSPACE_BUDGET)
         p->lanes--;
@@ -167,17 +172,17 @@ size_t csnn__cpu_conv_sparse_floats(const conv_plan *p)
     conv_plan sp = *p;
     sp_geom g;
     sp_make_geom(&sp, &g);
-    return g.wt_floats + (size_t)sp.lanes * (g.region_floats + g.wt_floats) + g.amx_w_floats;
+    return g.head_floats + (size_t)sp.lanes * (g.region_floats + g.wt_floats) + g.amx_w_floats;
 }
 
 static float *sp_region(const sp_geom *g, void *ws, int64_t lane)
 {
-    return (float *)ws + g->wt_floats + (size_t)lane * g->region_floats;
+    return (float *)ws + g->head_floats + (size_t)lane * g->region_floats;
 }
 
 static float *sp_lane_dwt(const sp_geom *g, void *ws, int64_t lane)
 {
-    return (float *)ws + g->wt_floats + (size_t)g->p->lanes * g->region_floats +
+    return (float *)ws + g->head_floats + (size_t)g->p->lanes * g->region_floats +
            (size_t)lane * g->wt_floats;
 }
 
@@ -593,7 +598,7 @@ typedef struct {
     double max_density;
     const float *x, *w, *b, *dy;
     float *y, *dx, *dw;
-    float *wt; /* W^T [ckk, copad] (forward), W by taps (backward, taps_dx) */
+    float *wt; /* W^T [ckk, copad] (forward), W in the input gradient's form (backward) */
     void *ws;
     int32_t steps; /* temporal entries: images [steps, seqs] */
     int64_t seqs;
@@ -877,7 +882,8 @@ static void float_image_dw(const sp_job *j, const float *xi, const float *dyi, f
 /* The backward image by image (steps 1, or on AMX tiles): the weight
  * gradient on AMX tiles when j->amx and the image's inputs are bfloat16
  * numbers, else with the float kernels (float_image_dw); the input gradient
- * on AMX tiles when j->amx_dx and dy is finite, else tap by tap or by
+ * on AMX tiles when j->amx_dx (not taken where Winograd's F(2x2, 3x3) is)
+ * and dy is finite, else by Winograd, tap by tap or by
  * col2im through sgemm. */
 static void image_bwd_lane(void *arg, int64_t lane, int worker)
 {
@@ -952,12 +958,13 @@ static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_
     CPU_NOT_NULL(op, workspace);
     sp_job j = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .ws = workspace};
     sp_job_setup(&j, d, steps, CONV_SPARSE_DW_MAX_DENSITY);
-    if (dx && j.p.taps_dx) { /* W by taps where the forward keeps its W^T */
+    if (dv && dv->no_winograd) j.p.wino_dx = 0;
+    if (dx && csnn__cpu_conv_dx_w_floats(&j.p)) { /* where the forward keeps its W^T */
         j.wt = workspace;
-        csnn__cpu_conv_make_wtaps(dv, &j.p, w, j.wt);
+        csnn__cpu_conv_prepare_dx(dv, &j.p, w, j.wt);
     }
     j.amx = amx_wanted(dv, &j.g);
-    if (j.amx && dx) {
+    if (j.amx && dx && !j.p.wino_dx) {
         uint16_t *apk = sp_amx_weights(&j.g, workspace);
         j.amx_dx = amx_pack(dv, &j.g.amx_dx, w, apk);
         j.apk = apk;

@@ -20,6 +20,7 @@ typedef struct cpu_device {
     size_t scratch_bytes;
     int no_skinny; /* CSNN_DISABLE names "skinny": every product goes to OpenBLAS */
     int no_amx;    /* CSNN_DISABLE names "amx": no AMX tiles */
+    int no_winograd; /* CSNN_DISABLE names "winograd": no F(2x2, 3x3) input gradient */
 } cpu_device;
 
 /* Returns INVALID_ARGUMENT naming the op when `ptr` is NULL. */
