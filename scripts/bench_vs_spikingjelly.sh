@@ -261,7 +261,7 @@ if [ "$levers" = 1 ]; then
     }
     r=1
     while [ "$r" -le "$LEVER_ROUNDS" ]; do
-        for set in none fusion sparse bnfold pack temporal skinny amx fusion,sparse,bnfold,pack,temporal,skinny,amx; do
+        for set in none fusion sparse bnfold pack temporal skinny amx winograd fusion,sparse,bnfold,pack,temporal,skinny,amx,winograd; do
             dis=$set
             [ "$set" = none ] && dis=
             say "-- CSNN_DISABLE=$dis (round $r)"
