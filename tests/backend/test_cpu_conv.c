@@ -130,7 +130,7 @@ static const int shapes[][12] = {
     {2, 3, 8, 7, 3, 5, 5, 2, 2, 2, 2, 0},  /* k5 p2 s2, no bias */
     {2, 4, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1},  /* 1x1: the direct path */
     {1, 3, 6, 9, 2, 3, 2, 1, 2, 1, 0, 1},  /* non-square kernel and strides */
-    {13, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1}, /* more images than lanes */
+    {19, 2, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1}, /* more images than lanes */
     {2, 1, 4, 5, 2, 1, 1, 2, 2, 0, 0, 1},  /* 1x1 with stride 2 */
     {2, 2, 6, 6, 2, 3, 3, 3, 3, 2, 2, 1},  /* stride 3, pad 2 */
     {1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0, 0},  /* a 1x1 output */

@@ -6,7 +6,12 @@
 
 #include "cpu_internal.h"
 
-#define CONV_MAX_LANES 12
+/* Lanes of a batch (at most): 16, so that the reference conv2's 64 images
+ * (16 samples x 4 steps) make lanes of 4 images, or of one sample, that two
+ * or four threads share evenly (12 lanes of 5 and 6 images left a thread
+ * idle for up to a lane at the end of each call); each lane has its own
+ * scratch (3.9 MB for the reference conv2). */
+#define CONV_MAX_LANES 16
 #define CONV_WORKSPACE_BUDGET ((size_t)64 << 20) /* lanes shrink to stay below */
 #define ALIGN_FLOATS(n) (((n) + 15) & ~(size_t)15)  /* 64-byte multiples */
 #define WINO_SMALL_FLOATS ((size_t)1 << 16)          /* see csnn__cpu_conv_plan */

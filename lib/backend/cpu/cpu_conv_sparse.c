@@ -691,7 +691,7 @@ static void image_forward(const sp_job *j, const float *xi, float *yi, float *re
 /* Image by image; also the temporal entry's lanes when the AMX forward is
  * prepared (the batch's first image is dense enough: AMX, image by image,
  * in lanes of n / lanes consecutive images, where whole sequences would
- * give lanes of one and two sequences for 16 samples on 12 lanes). */
+ * give uneven lanes when the samples are not a multiple of the lanes). */
 static void sp_fwd_lane(void *arg, int64_t lane, int worker)
 {
     (void)worker;
