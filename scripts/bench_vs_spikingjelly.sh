@@ -30,7 +30,7 @@
 # the targets use the faster anchor configuration (for memory, the smaller).
 #
 # Then (unless --no-levers) libcsnn alone: the execution-plan levers
-# (CSNN_DISABLE=fusion,sparse,bnfold,pack,temporal,skinny,amx: all on, each off, all off) on
+# (CSNN_DISABLE=fusion,sparse,bnfold,pack,temporal,skinny,amx,winograd: all on, each off, all off) on
 # train_b16, infer_b16 and latency_b1, and the thread scaling (1 vs THREADS).
 #
 # Environment (all optional):
@@ -379,7 +379,8 @@ if levers:
     print()
     print("== levers: median ms per step (samples/s); gain = time with the lever off / time with all on")
     print()
-    sets = ["none", "fusion", "sparse", "bnfold", "pack", "temporal", "skinny", "amx", "fusion,sparse,bnfold,pack,temporal,skinny,amx"]
+    sets = ["none", "fusion", "sparse", "bnfold", "pack", "temporal", "skinny", "amx", "winograd",
+            "fusion,sparse,bnfold,pack,temporal,skinny,amx,winograd"]
     ws = [("train_b16", "train b16"), ("infer_b16", "infer b16"), ("latency_b1", "infer b1")]
     print("| CSNN_DISABLE | " + " | ".join(l for _, l in ws) + " | load |")
     print("|---|" + "---|" * len(ws) + "---|")
