@@ -132,9 +132,8 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
         csnn__cpu_conv_valid_range(kx, d->pad_w, d->stride_w, d->w_in, d->w_out, &g->ox0[kx],
                                    &g->ox1[kx]);
     g->wt_floats = ALIGN_FLOATS((size_t)p->ckk * (size_t)g->copad);
-    g->head_floats = g->wt_floats;
-    if (csnn__cpu_conv_dx_w_floats(p) > g->head_floats)
-        g->head_floats = csnn__cpu_conv_dx_w_floats(p);
+    const size_t dx_w = csnn__cpu_conv_dx_w_floats(p);
+    g->head_floats = dx_w > g->wt_floats ? dx_w : g->wt_floats;
     /* mask: uint64 per input position; hmask: uint64 per (input row,
      * output column), plus a zero row */
     g->mask_floats = ALIGN_FLOATS((size_t)g->q * 2) +

@@ -263,9 +263,8 @@ static AVX512_TARGET void input_row_avx512(const float *p, int64_t ti, int64_t t
 }
 
 static AVX512_TARGET void output_row_avx512(const float *m, int64_t mplane, int64_t ti,
-                                            int64_t tw, int w, int two, float *dx, float *out)
+                                            int64_t tw, int w, int two, float *dx)
 {
-    (void)out;
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi =
         _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
@@ -403,8 +402,7 @@ void csnn__cpu_wino_image_dx(const csnn_conv2d_desc *d, const float *u, const fl
             const int two = 2 * ti + 1 < h;
 #ifdef CSNN_HAVE_AVX512_KERNELS
             if (avx512) {
-                output_row_avx512(m + (int64_t)ci * ntp, mplane, ti, tw, w, two,
-                                  dxc + 2 * ti * w, rows);
+                output_row_avx512(m + (int64_t)ci * ntp, mplane, ti, tw, w, two, dxc + 2 * ti * w);
                 continue;
             }
 #endif
