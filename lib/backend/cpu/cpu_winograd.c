@@ -233,8 +233,10 @@ static AVX512_TARGET void input_row_avx512(const float *p, int64_t ti, int64_t t
                                            float *v, int64_t vplane)
 {
     const float *a = p + 2 * ti * pw, *b = a + pw, *c = b + pw, *e = c + pw;
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd =
+        _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int64_t tj = 0; tj < tw; tj += 16) {
         const __mmask16 k = tw - tj >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (tw - tj)) - 1);
         __m512 r[4][4]; /* r[q][o]: B^T row q at offset 0, 16, 2, 18 */
