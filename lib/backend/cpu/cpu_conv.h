@@ -79,6 +79,31 @@ size_t csnn__cpu_wino_scratch_floats(const csnn_conv2d_desc *d);
 /** U[xi][ci][co], the kernels turned by 180 degrees and transformed. */
 void csnn__cpu_wino_make_u(const cpu_device *dv, const csnn_conv2d_desc *d, const float *w,
                            float *u);
+/** One correlation of planes with 3 x 3 kernels as F(2 x 2, 3 x 3) tiles
+ *  it: input planes [h, w] placed at (pt, pl) in a zero plane [2 th + 2,
+ *  2 tw + 2]; output planes [oh, ow] in th x tw tiles of 2 x 2, tile t =
+ *  ti tw + tj at output (2 ti, 2 tj). */
+typedef struct {
+    int h, w, pt, pl, oh, ow;
+    int64_t th, tw;
+} wino_geom;
+/** The geometry of the forward (input_grad 0: x padded by pad into y) or of
+ *  the input gradient (1: dy padded by 2 - pad into dx) of a descriptor
+ *  csnn__cpu_wino_shape takes. */
+void csnn__cpu_wino_geom(const csnn_conv2d_desc *d, int input_grad, wino_geom *g);
+/** Floats of the padded plane and the row buffers the transforms use. */
+size_t csnn__cpu_wino_plane_floats(const wino_geom *g);
+/** Zeroes them: once per image, before its csnn__cpu_wino_input calls (the
+ *  vectors read past the plane; the border is never written). */
+void csnn__cpu_wino_plane_zero(const wino_geom *g, float *plane);
+/** v[xi * vplane + t] = (B^T d B)[xi] of every tile t of one input plane
+ *  src [h, w] (AVX-512 code when avx512, else portable; the same bits). */
+void csnn__cpu_wino_input(const wino_geom *g, int avx512, const float *src, float *plane,
+                          float *v, int64_t vplane);
+/** One output plane dst [oh, ow] from m[xi * mplane + t]: A^T m A of each
+ *  tile (plane: the buffers of csnn__cpu_wino_input, as scratch). */
+void csnn__cpu_wino_output(const wino_geom *g, int avx512, const float *m, int64_t mplane,
+                           float *dst, float *plane);
 /** dxi [c_in, h_in, w_in] from dyi [c_out, h_out, w_out] and U. */
 void csnn__cpu_wino_image_dx(const csnn_conv2d_desc *d, const float *u, const float *dyi,
                              float *dxi, float *scratch);

@@ -38,14 +38,56 @@ int csnn__cpu_wino_mode;
 #define WINO_CB 8  /* input channels per block of the product */
 #define WINO_TB 48 /* tiles per panel of the product: three vectors */
 
-/* Tiles of a 2 x 2 output block over dx [h_in, w_in]. */
-static int64_t tiles_h(const csnn_conv2d_desc *d) { return (d->h_in + 1) / 2; }
-static int64_t tiles_w(const csnn_conv2d_desc *d) { return (d->w_in + 1) / 2; }
+void csnn__cpu_wino_geom(const csnn_conv2d_desc *d, int input_grad, wino_geom *g)
+{
+    if (input_grad) { /* dy, padded by 2 - pad, into dx */
+        g->h = d->h_out, g->w = d->w_out, g->pt = 2 - d->pad_h, g->pl = 2 - d->pad_w;
+        g->oh = d->h_in, g->ow = d->w_in;
+    } else { /* x, padded by pad, into y */
+        g->h = d->h_in, g->w = d->w_in, g->pt = d->pad_h, g->pl = d->pad_w;
+        g->oh = d->h_out, g->ow = d->w_out;
+    }
+    g->th = (g->oh + 1) / 2;
+    g->tw = (g->ow + 1) / 2;
+}
+
+/* The padded input plane: rows 2 th + 2, columns 2 tw + 2. */
+static size_t padded_floats(const wino_geom *g)
+{
+    return ALIGN_FLOATS((size_t)(2 * g->th + 2) * (size_t)(2 * g->tw + 2));
+}
+
+/* The row buffers of the transforms: four rows of the input pass, each
+ * long enough for whole vectors of 16 tiles read at an offset of up to 2
+ * (2 * 16 * ceil(tw / 16) + 34 floats), or two output rows. */
+static size_t row_stride(const wino_geom *g)
+{
+    return ALIGN_FLOATS((size_t)(2 * ((g->tw + 15) / 16 * 16) + 34));
+}
+
+size_t csnn__cpu_wino_plane_floats(const wino_geom *g)
+{
+    return padded_floats(g) + 4 * row_stride(g);
+}
+
+void csnn__cpu_wino_plane_zero(const wino_geom *g, float *plane)
+{
+    memset(plane, 0, sizeof(float) * csnn__cpu_wino_plane_floats(g));
+}
+
+/* The input gradient's geometry. */
+static wino_geom dx_geom(const csnn_conv2d_desc *d)
+{
+    wino_geom g;
+    csnn__cpu_wino_geom(d, 1, &g);
+    return g;
+}
 
 /* Tiles rounded up to whole vectors, the row length of V and M. */
 static int64_t tiles_padded(const csnn_conv2d_desc *d)
 {
-    return (tiles_h(d) * tiles_w(d) + 15) & ~(int64_t)15;
+    const wino_geom g = dx_geom(d);
+    return (g.th * g.tw + 15) & ~(int64_t)15;
 }
 
 /* Input channels rounded up to whole blocks (U and M have zero rows past
@@ -53,20 +95,6 @@ static int64_t tiles_padded(const csnn_conv2d_desc *d)
 static int64_t cin_padded(const csnn_conv2d_desc *d)
 {
     return ((int64_t)d->c_in + WINO_CB - 1) / WINO_CB * WINO_CB;
-}
-
-/* The padded dy plane of one channel: rows 2 th + 2, columns 2 tw + 2. */
-static size_t plane_floats(const csnn_conv2d_desc *d)
-{
-    return ALIGN_FLOATS((size_t)(2 * tiles_h(d) + 2) * (size_t)(2 * tiles_w(d) + 2));
-}
-
-/* The row buffers of the transforms: four rows of the input pass, each
- * long enough for whole vectors of 16 tiles read at an offset of up to 2
- * (2 * 16 * ceil(tw / 16) + 34 floats), or two output rows. */
-static size_t row_stride(const csnn_conv2d_desc *d)
-{
-    return ALIGN_FLOATS((size_t)(2 * ((tiles_w(d) + 15) / 16 * 16) + 34));
 }
 
 int csnn__cpu_wino_shape(const csnn_conv2d_desc *d)
@@ -83,9 +111,10 @@ size_t csnn__cpu_wino_u_floats(const csnn_conv2d_desc *d)
 size_t csnn__cpu_wino_scratch_floats(const csnn_conv2d_desc *d)
 {
     const size_t ntp = (size_t)tiles_padded(d);
+    const wino_geom g = dx_geom(d);
     return ALIGN_FLOATS((size_t)16 * (size_t)d->c_out * ntp) +
-           ALIGN_FLOATS((size_t)16 * (size_t)cin_padded(d) * ntp) + plane_floats(d) +
-           4 * row_stride(d);
+           ALIGN_FLOATS((size_t)16 * (size_t)cin_padded(d) * ntp) +
+           csnn__cpu_wino_plane_floats(&g);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -342,42 +371,66 @@ static AVX512_TARGET void product_avx512(const float *u, const float *v, int64_t
 /* One image                                                                 */
 /* ------------------------------------------------------------------------ */
 
+void csnn__cpu_wino_input(const wino_geom *g, int avx512, const float *src, float *plane,
+                          float *v, int64_t vplane)
+{
+    const int64_t pw = 2 * g->tw + 2;
+    float *rows = plane + padded_floats(g);
+    for (int y = 0; y < g->h; y++)
+        memcpy(plane + (g->pt + y) * pw + g->pl, src + (int64_t)y * g->w,
+               sizeof(float) * (size_t)g->w);
+    for (int64_t ti = 0; ti < g->th; ti++) {
+#ifdef CSNN_HAVE_AVX512_KERNELS
+        if (avx512) {
+            input_row_avx512(plane, ti, g->tw, pw, v, vplane);
+            continue;
+        }
+#endif
+        input_row_generic(plane, ti, g->tw, pw, v, vplane, rows, (int64_t)row_stride(g));
+    }
+    (void)avx512;
+}
+
+void csnn__cpu_wino_output(const wino_geom *g, int avx512, const float *m, int64_t mplane,
+                           float *dst, float *plane)
+{
+    for (int64_t ti = 0; ti < g->th; ti++) {
+        const int two = 2 * ti + 1 < g->oh;
+        float *d = dst + 2 * ti * g->ow;
+#ifdef CSNN_HAVE_AVX512_KERNELS
+        if (avx512) {
+            output_row_avx512(m, mplane, ti, g->tw, g->ow, two, d);
+            continue;
+        }
+#endif
+        output_row_generic(m, mplane, ti, g->tw, g->ow, two, d, plane + padded_floats(g));
+    }
+    (void)avx512;
+}
+
 void csnn__cpu_wino_image_dx(const csnn_conv2d_desc *d, const float *u, const float *dyi,
                              float *dxi, float *scratch)
 {
 #ifdef CSNN_HAVE_AVX512_KERNELS
     const int avx512 = csnn__cpu_use_avx512();
+#else
+    const int avx512 = 0;
 #endif
-    const int64_t th = tiles_h(d), tw = tiles_w(d), ntp = tiles_padded(d), cinp = cin_padded(d);
-    const int64_t ph = 2 * th + 2, pw = 2 * tw + 2;
-    const int64_t pt = 2 - d->pad_h, pl = 2 - d->pad_w; /* dy's place in the plane */
-    const int c_out = d->c_out, ho = d->h_out, wo = d->w_out, h = d->h_in, w = d->w_in;
-    const int64_t vplane = (int64_t)c_out * ntp, mplane = cinp * ntp, rs = (int64_t)row_stride(d);
+    const wino_geom g = dx_geom(d);
+    const int64_t ntp = tiles_padded(d), cinp = cin_padded(d), nt = g.th * g.tw;
+    const int c_out = d->c_out;
+    const int64_t vplane = (int64_t)c_out * ntp, mplane = cinp * ntp;
     float *v = scratch, *m = v + ALIGN_FLOATS((size_t)16 * (size_t)vplane);
     float *plane = m + ALIGN_FLOATS((size_t)16 * (size_t)mplane);
-    float *rows = plane + plane_floats(d);
     /* V: the transformed tiles, channel by channel; the padding tiles 0 */
-    if (ntp > th * tw)
+    if (ntp > nt)
         for (int xi = 0; xi < 16; xi++)
             for (int co = 0; co < c_out; co++)
-                memset(v + xi * vplane + co * ntp + th * tw, 0,
-                       sizeof(float) * (size_t)(ntp - th * tw));
-    memset(plane, 0, sizeof(float) * (size_t)(ph * pw));
-    memset(rows, 0, sizeof(float) * (size_t)(4 * rs)); /* the vectors read past pw */
-    for (int co = 0; co < c_out; co++) {
-        const float *src = dyi + (int64_t)co * ho * wo;
-        for (int y = 0; y < ho; y++)
-            memcpy(plane + (pt + y) * pw + pl, src + (int64_t)y * wo, sizeof(float) * (size_t)wo);
-        for (int64_t ti = 0; ti < th; ti++) {
-#ifdef CSNN_HAVE_AVX512_KERNELS
-            if (avx512) {
-                input_row_avx512(plane, ti, tw, pw, v + (int64_t)co * ntp, vplane);
-                continue;
-            }
-#endif
-            input_row_generic(plane, ti, tw, pw, v + (int64_t)co * ntp, vplane, rows, rs);
-        }
-    }
+                memset(v + xi * vplane + co * ntp + nt, 0, sizeof(float) * (size_t)(ntp - nt));
+    csnn__cpu_wino_plane_zero(&g, plane); /* (the vectors read past the plane) */
+    for (int co = 0; co < c_out; co++)
+        csnn__cpu_wino_input(&g, avx512, dyi + (int64_t)co * g.h * g.w, plane,
+                             v + (int64_t)co * ntp, vplane);
     /* M_xi = U_xi V_xi, by panels of tiles and blocks of input channels */
     for (int xi = 0; xi < 16; xi++) {
         const float *uxi = u + (int64_t)xi * cinp * c_out, *vxi = v + xi * vplane;
@@ -398,18 +451,7 @@ void csnn__cpu_wino_image_dx(const csnn_conv2d_desc *d, const float *u, const fl
         }
     }
     /* dx, two rows per tile row */
-    for (int ci = 0; ci < d->c_in; ci++) {
-        float *dxc = dxi + (int64_t)ci * h * w;
-        for (int64_t ti = 0; ti < th; ti++) {
-            const int two = 2 * ti + 1 < h;
-#ifdef CSNN_HAVE_AVX512_KERNELS
-            if (avx512) {
-                output_row_avx512(m + (int64_t)ci * ntp, mplane, ti, tw, w, two, dxc + 2 * ti * w);
-                continue;
-            }
-#endif
-            output_row_generic(m + (int64_t)ci * ntp, mplane, ti, tw, w, two, dxc + 2 * ti * w,
-                               rows);
-        }
-    }
+    for (int ci = 0; ci < d->c_in; ci++)
+        csnn__cpu_wino_output(&g, avx512, m + (int64_t)ci * ntp, mplane,
+                              dxi + (int64_t)ci * g.oh * g.ow, plane);
 }
