@@ -718,6 +718,219 @@ static void test_conv_amx_fwd(void **state)
     }
 }
 
+/* The forward and the weight gradient by Winograd's F(2 x 2, 3 x 3) on AMX
+ * tiles (csnn__cpu_amx_wino_*), called directly against double references:
+ * weights and dy spread over 80 binades (a part of the three-part split
+ * dropped shows as a relative error of 2^-16 or 2^-8 of the largest term),
+ * inputs 0/1 and 0/2; odd and even heights and widths (2 x 2 blocks cut at
+ * the edges), paddings 0, 1, 2 and mixed, more than 32 tiles (several
+ * blocks of C), 32 to 96 channels. The transforms round sums of terms that
+ * the direct sum keeps apart, so each error is held to WINO_RTOL of
+ * Winograd's own bound: the algorithm run on absolute values (|A^T| [(|G|
+ * |g| |G^T|) (.) (|B^T| |d| |B|)] |A| for the forward, |G^T| [(|A| |dy|
+ * |A^T|) (.) (|B^T| |d| |B|)] |G| for dW), computed here in double.
+ * Refusals (an input that is not a bfloat16 number, a dy that is not
+ * finite, a U that overflows) leave the output untouched. */
+#define WINO_RTOL 1e-6
+
+/* |B^T| |d| |B| of the 4 x 4 tile of plane x [h, w] at (y0, x0), zero
+ * outside: entry (i, j) sums the |d| of rows rb[i] and columns rb[j]. */
+static void wino_abs_v(const float *x, int h, int w, int y0, int x0, double v[16])
+{
+    static const int rb[4][2] = {{0, 2}, {1, 2}, {1, 2}, {1, 3}};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double t = 0;
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) {
+                    const int yy = y0 + rb[i][a], xx = x0 + rb[j][b];
+                    if (yy >= 0 && yy < h && xx >= 0 && xx < w) t += fabs(x[(size_t)yy * w + xx]);
+                }
+            v[4 * i + j] = t;
+        }
+}
+
+/* |G| |g| |G^T| of a 3 x 3 kernel, |G| = [1 0 0; .5 .5 .5; .5 .5 .5; 0 0 1]. */
+static void wino_abs_u(const float *g, double u[16])
+{
+    static const double ag[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, .5, .5}, {0, 0, 1}};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double t = 0;
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) t += ag[i][a] * fabs(g[3 * a + b]) * ag[j][b];
+            u[4 * i + j] = t;
+        }
+}
+
+static void check_amx_wino(const csnn_conv2d_desc *d, uint64_t seed)
+{
+    cpu_amx_wino f;
+    assert_int_equal(csnn__cpu_amx_wino_plan(d, &f), 1);
+    const int ci_n = d->c_in, co_n = d->c_out, h = d->h_in, w = d->w_in;
+    const int oh = d->h_out, ow = d->w_out, th = (oh + 1) / 2, tw = (ow + 1) / 2;
+    const size_t nw = (size_t)co_n * ci_n * 9, nx = (size_t)ci_n * h * w;
+    const size_t ny = (size_t)co_n * oh * ow, np = (size_t)oh * ow, nt = (size_t)th * tw;
+    tb_rng r = tb_seed(seed);
+    float *wt = tb_floats(nw), *x = tb_floats(nx), *b = tb_rand_floats(&r, (size_t)co_n, -1, 1);
+    for (size_t i = 0; i < nw; i++) wt[i] = (float)binades(&r, 80);
+    for (size_t i = 0; i < nx; i++) x[i] = tb_uniform(&r) < 0.4 ? (float)(1 + (i % 2)) : 0.0f;
+    float *dyt = tb_floats(np * co_n);
+    for (size_t i = 0; i < np * co_n; i++) dyt[i] = (float)binades(&r, 80);
+    size_t ubytes = (csnn__cpu_amx_wino_u_floats(&f) * sizeof(float) + 63) & ~(size_t)63;
+    size_t sf = csnn__cpu_amx_wino_floats(&f);
+    if (csnn__cpu_amx_wino_dw_floats(&f) > sf) sf = csnn__cpu_amx_wino_dw_floats(&f);
+    size_t sbytes = (sf * sizeof(float) + 63) & ~(size_t)63;
+    uint16_t *u = aligned_alloc(64, ubytes);
+    float *scratch = aligned_alloc(64, sbytes);
+    assert_non_null(u);
+    assert_non_null(scratch);
+    assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, 0, co_n / 2, u), 1);
+    assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, co_n / 2, co_n, u), 1);
+    /* |V| of every channel and tile, |U| of every kernel */
+    double *av = tb_doubles((size_t)ci_n * nt * 16), *au = tb_doubles(nw / 9 * 16);
+    for (int ci = 0; ci < ci_n; ci++)
+        for (size_t t = 0; t < nt; t++)
+            wino_abs_v(x + (size_t)ci * h * w, h, w, 2 * (int)(t / tw) - d->pad_h,
+                       2 * (int)(t % tw) - d->pad_w, av + ((size_t)ci * nt + t) * 16);
+    for (size_t k = 0; k < nw / 9; k++) wino_abs_u(wt + 9 * k, au + 16 * k);
+    /* the forward */
+    float *y = tb_floats(ny), *y0 = tb_floats(ny);
+    assert_int_equal(csnn__cpu_amx_wino_fwd_image(&f, u, x, b, scratch, y), 1);
+    static const double at[2][4] = {{1, 1, 1, 0}, {0, 1, 1, 1}}; /* |A^T| */
+    for (int co = 0; co < co_n; co++)
+        for (size_t t = 0; t < nt; t++) {
+            double pm[16] = {0};
+            for (int ci = 0; ci < ci_n; ci++)
+                for (int e = 0; e < 16; e++)
+                    pm[e] += au[((size_t)co * ci_n + ci) * 16 + e] * av[((size_t)ci * nt + t) * 16 + e];
+            for (int a = 0; a < 2; a++)
+                for (int c = 0; c < 2; c++) {
+                    const int oy = 2 * (int)(t / tw) + a, ox = 2 * (int)(t % tw) + c;
+                    if (oy >= oh || ox >= ow) continue;
+                    double bound = fabs(b[co]), sum = b[co];
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) bound += at[a][i] * pm[4 * i + j] * at[c][j];
+                    for (int ci = 0; ci < ci_n; ci++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                const int iy = oy + ky - d->pad_h, ix = ox + kx - d->pad_w;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                sum += (double)wt[(((size_t)co * ci_n + ci) * 3 + ky) * 3 + kx] *
+                                       x[((size_t)ci * h + iy) * w + ix];
+                            }
+                    const float got = y[((size_t)co * oh + oy) * ow + ox];
+                    if (!(fabs(got - sum) <= WINO_RTOL * bound))
+                        fail_msg("amx winograd forward [%d %d %d] %.9g, want %.9g (error %.3g of "
+                                 "the bound %.3g)",
+                                 co, oy, ox, got, sum, fabs(got - sum) / bound, bound);
+                }
+        }
+    /* the weight gradient, added to what dwt holds */
+    float *dwt = tb_rand_floats(&r, nw, -1, 1), *dwt0 = tb_floats(nw);
+    memcpy(dwt0, dwt, nw * sizeof(float));
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 1);
+    static const double gt[3][4] = {{1, .5, .5, 0}, {0, .5, .5, 0}, {0, .5, .5, 1}}; /* |G^T| */
+    static const double aa[4][2] = {{1, 0}, {1, 1}, {1, 1}, {0, 1}};                 /* |A| */
+    for (int co = 0; co < co_n; co++)
+        for (int ci = 0; ci < ci_n; ci++) {
+            double pm[16] = {0};
+            for (size_t t = 0; t < nt; t++) {
+                const int ty = (int)(t / tw), tx = (int)(t % tw);
+                double g[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int c = 0; c < 2; c++) {
+                        const int oy = 2 * ty + a, ox = 2 * tx + c;
+                        g[a][c] = oy < oh && ox < ow ? fabs(dyt[((size_t)oy * ow + ox) * co_n + co])
+                                                     : 0.0;
+                    }
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) {
+                        double ad = 0;
+                        for (int a = 0; a < 2; a++)
+                            for (int c = 0; c < 2; c++) ad += aa[i][a] * g[a][c] * aa[j][c];
+                        pm[4 * i + j] += ad * av[((size_t)ci * nt + t) * 16 + 4 * i + j];
+                    }
+            }
+            for (int tap = 0; tap < 9; tap++) {
+                const int ky = tap / 3, kx = tap % 3;
+                double sum = 0, bound = 0;
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) bound += gt[ky][i] * pm[4 * i + j] * gt[kx][j];
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) {
+                        const int iy = oy + ky - d->pad_h, ix = ox + kx - d->pad_w;
+                        if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                        sum += (double)x[((size_t)ci * h + iy) * w + ix] *
+                               dyt[((size_t)oy * ow + ox) * co_n + co];
+                    }
+                const size_t o = ((size_t)ci * 9 + tap) * co_n + co;
+                const double want = dwt0[o] + sum;
+                if (!(fabs(dwt[o] - want) <= WINO_RTOL * bound + 1e-7 * fabs(dwt0[o])))
+                    fail_msg("amx winograd dw [ci %d tap %d co %d] %.9g, want %.9g (error %.3g "
+                             "of the bound %.3g)",
+                             ci, tap, co, dwt[o], want, fabs(dwt[o] - want) / bound, bound);
+            }
+        }
+    /* refusals: the outputs untouched */
+    memcpy(y0, y, ny * sizeof(float));
+    memcpy(dwt, dwt0, nw * sizeof(float));
+    const float keep = x[nx / 3];
+    x[nx / 3] = 0.1f; /* not a bfloat16 number */
+    assert_int_equal(csnn__cpu_amx_wino_fwd_image(&f, u, x, b, scratch, y), 0);
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 0);
+    x[nx / 3] = NAN;
+    assert_int_equal(csnn__cpu_amx_wino_fwd_image(&f, u, x, b, scratch, y), 0);
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 0);
+    x[nx / 3] = keep;
+    for (int k = 0; k < 2; k++) {
+        const size_t o = (np * co_n) / 2 + (size_t)k;
+        const float keep_dy = dyt[o];
+        dyt[o] = k ? NAN : -INFINITY;
+        assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 0);
+        dyt[o] = keep_dy;
+    }
+    TB_SAME(y, y0, ny);
+    assert_memory_equal(dwt, dwt0, nw * sizeof(float));
+    /* U overflows from finite weights (a column of 3e38), or a NaN weight */
+    for (int k = 0; k < 3; k++) wt[(size_t)k * 3] = 3e38f;
+    assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, 0, 1, u), 0);
+    assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, 1, co_n, u), 1);
+    wt[nw - 1] = NAN;
+    assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, co_n - 1, co_n, u), 0);
+    free(wt), free(x), free(b), free(dyt), free(u), free(scratch), free(y), free(y0);
+    free(av), free(au), free(dwt), free(dwt0);
+}
+
+static void test_conv_amx_wino(void **state)
+{
+    (void)state;
+    /* (shapes it does not take) */
+    cpu_amx_wino f;
+    csnn_conv2d_desc bad = conv_desc(1, 48, 6, 6, 32, 3, 3, 1, 1, 1, 1, 0);
+    assert_int_equal(csnn__cpu_amx_wino_plan(&bad, &f), 0);
+    bad = conv_desc(1, 32, 6, 6, 32, 3, 3, 2, 2, 1, 1, 0);
+    assert_int_equal(csnn__cpu_amx_wino_plan(&bad, &f), 0);
+    bad = conv_desc(1, 32, 6, 6, 32, 3, 5, 1, 1, 1, 1, 0);
+    assert_int_equal(csnn__cpu_amx_wino_plan(&bad, &f), 0);
+    bad = conv_desc(1, 32, 9, 9, 32, 3, 3, 1, 1, 3, 3, 0);
+    assert_int_equal(csnn__cpu_amx_wino_plan(&bad, &f), 0);
+    if (!csnn__cpu_amx_usable()) skip();
+    /*                          n c_in h   w c_out kh kw sh sw ph pw bias */
+    static const int shapes[][12] = {{1, 32, 7, 10, 32, 3, 3, 1, 1, 1, 1, 1},
+                                     {1, 64, 6, 19, 32, 3, 3, 1, 1, 0, 0, 1},
+                                     {1, 32, 13, 11, 64, 3, 3, 1, 1, 2, 2, 1},
+                                     {1, 32, 24, 24, 96, 3, 3, 1, 1, 1, 1, 1},
+                                     {1, 96, 9, 5, 32, 3, 3, 1, 1, 2, 0, 1},
+                                     {1, 32, 3, 3, 32, 3, 3, 1, 1, 0, 1, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int *v = shapes[s];
+        csnn_conv2d_desc d =
+            conv_desc(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]);
+        check_amx_wino(&d, 950 + s);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Linear                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -954,6 +1167,7 @@ int main(void)
         cmocka_unit_test(test_conv_shapes),   cmocka_unit_test(test_conv_threads),
         cmocka_unit_test(test_conv_errors),   cmocka_unit_test(test_conv_temporal),
         cmocka_unit_test(test_conv_amx),      cmocka_unit_test(test_conv_amx_fwd),
+        cmocka_unit_test(test_conv_amx_wino),
         cmocka_unit_test(test_linear_shapes), cmocka_unit_test(test_linear_amx),
         cmocka_unit_test(test_linear_threads), cmocka_unit_test(test_linear_edges),
     };

@@ -166,6 +166,95 @@ int csnn__cpu_amx_fwd_pack_weights(const cpu_amx_fwd *f, const float *w, int tap
     return finite;
 }
 
+/* ---- the forward by Winograd's F(2 x 2, 3 x 3) ---- */
+
+int csnn__cpu_amx_wino_plan(const csnn_conv2d_desc *d, cpu_amx_wino *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!csnn__cpu_wino_shape(d) || d->c_in % 32 != 0 || d->c_out % 32 != 0 || d->h_out < 1 ||
+        d->w_out < 1)
+        return 0;
+    f->c_in = d->c_in;
+    f->c_out = d->c_out;
+    csnn__cpu_wino_geom(d, 0, &f->g);
+    f->nt = f->g.th * f->g.tw;
+    f->ntp = (f->nt + 31) & ~(int64_t)31;
+    f->u_part = ((size_t)16 * (size_t)d->c_out * (size_t)d->c_in + 31) & ~(size_t)31;
+    f->v_floats = ALIGN_FLOATS((size_t)16 * (size_t)(d->c_in / 2) * (size_t)f->ntp);
+    f->m_floats = ALIGN_FLOATS((size_t)16 * 32 * (size_t)f->ntp);
+    f->t_floats = ALIGN_FLOATS((size_t)2 * 16 * (size_t)f->ntp);
+    return 1;
+}
+
+size_t csnn__cpu_amx_wino_u_floats(const cpu_amx_wino *f)
+{
+    return 3 * f->u_part / 2;
+}
+
+size_t csnn__cpu_amx_wino_floats(const cpu_amx_wino *f)
+{
+    return f->v_floats + f->m_floats + f->t_floats + ALIGN_FLOATS(csnn__cpu_wino_plane_floats(&f->g));
+}
+
+/* The weight gradient's scratch: V as A [16][c_in][ntp] (bfloat16); the
+ * transformed dy of four xi as B, three parts [3][4][ntp / 2][c_out]
+ * (uint32: the bfloat16 of tile 2k in the low half, of 2k + 1 in the high
+ * half); M [16][c_in][c_out]; the float V of one channel [16][ntp]; the
+ * plane. */
+static size_t wdw_v_floats(const cpu_amx_wino *f)
+{
+    return ALIGN_FLOATS((size_t)16 * (size_t)f->c_in * (size_t)f->ntp / 2);
+}
+
+static size_t wdw_d_floats(const cpu_amx_wino *f)
+{
+    return ALIGN_FLOATS((size_t)4 * (size_t)(f->ntp / 2) * (size_t)f->c_out);
+}
+
+static size_t wdw_m_floats(const cpu_amx_wino *f)
+{
+    return ALIGN_FLOATS((size_t)16 * (size_t)f->c_in * (size_t)f->c_out);
+}
+
+size_t csnn__cpu_amx_wino_dw_floats(const cpu_amx_wino *f)
+{
+    return wdw_v_floats(f) + 3 * wdw_d_floats(f) + wdw_m_floats(f) +
+           ALIGN_FLOATS((size_t)16 * (size_t)f->ntp) +
+           ALIGN_FLOATS(csnn__cpu_wino_plane_floats(&f->g));
+}
+
+int csnn__cpu_amx_wino_pack_u(const cpu_amx_wino *f, const float *w, int64_t co0, int64_t co1,
+                              uint16_t *u)
+{
+    int finite = 1;
+    for (int64_t co = co0; co < co1; co++)
+        for (int64_t ci = 0; ci < f->c_in; ci++) {
+            const float *g = w + (co * f->c_in + ci) * 9;
+            float t[4][3], v[16];
+            for (int b = 0; b < 3; b++) { /* t = G g */
+                t[0][b] = g[b];
+                t[1][b] = 0.5f * (g[b] + g[3 + b] + g[6 + b]);
+                t[2][b] = 0.5f * (g[b] - g[3 + b] + g[6 + b]);
+                t[3][b] = g[6 + b];
+            }
+            for (int r = 0; r < 4; r++) { /* U = t G^T */
+                v[4 * r + 0] = t[r][0];
+                v[4 * r + 1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+                v[4 * r + 2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+                v[4 * r + 3] = t[r][2];
+            }
+            for (int xi = 0; xi < 16; xi++) {
+                if (!(v[xi] - v[xi] == 0.0f)) finite = 0;
+                uint16_t p3[3];
+                split3_scalar(finite ? v[xi] : 0.0f, p3);
+                const size_t o = ((size_t)xi * (size_t)f->c_out + (size_t)co) * (size_t)f->c_in +
+                                 (size_t)ci;
+                u[o] = p3[0], u[f->u_part + o] = p3[1], u[2 * f->u_part + o] = p3[2];
+            }
+        }
+    return finite;
+}
+
 /* ---- a linear layer's weight gradient ---- */
 
 static int64_t rows_pad(int64_t rows)
@@ -521,6 +610,282 @@ static AMX_TARGET int fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const f
     return 1;
 }
 
+/* V of one image in pairs of channels [16][c_in / 2][ntp] (uint32: the
+ * bfloat16 of channel 2p in the low half, of 2p + 1 in the high half),
+ * zero past the last tile; 0 when a value is not a finite bfloat16 number. */
+static AMX_TARGET int wino_pack_v(const cpu_amx_wino *f, const float *x, uint32_t *vp, float *tv,
+                                  float *plane)
+{
+    const int64_t ntp = f->ntp, nt = f->nt, hw = (int64_t)f->g.h * f->g.w;
+    const int ci2 = f->c_in / 2;
+    csnn__cpu_wino_plane_zero(&f->g, plane);
+    for (int xi = 0; xi < 32; xi++) /* (the two channels' tiles past nt) */
+        memset(tv + xi * ntp + nt, 0, sizeof(float) * (size_t)(ntp - nt));
+    const __m512i expo = _mm512_set1_epi32(0x7F800000);
+    const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u);
+    __m512i low = _mm512_setzero_si512();
+    __mmask16 bad = 0;
+    for (int p = 0; p < ci2; p++) {
+        csnn__cpu_wino_input(&f->g, 1, x + 2 * p * hw, plane, tv, ntp);
+        csnn__cpu_wino_input(&f->g, 1, x + (2 * p + 1) * hw, plane, tv + 16 * ntp, ntp);
+        for (int xi = 0; xi < 16; xi++) {
+            const uint32_t *s0 = (const uint32_t *)(tv + xi * ntp);
+            const uint32_t *s1 = (const uint32_t *)(tv + (16 + xi) * ntp);
+            uint32_t *dst = vp + ((int64_t)xi * ci2 + p) * ntp;
+            for (int64_t t = 0; t < ntp; t += 16) {
+                const __m512i b0 = _mm512_loadu_si512(s0 + t), b1 = _mm512_loadu_si512(s1 + t);
+                low = _mm512_or_si512(low, _mm512_or_si512(b0, b1));
+                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(b0, expo), expo) |
+                       _mm512_cmpeq_epi32_mask(_mm512_and_si512(b1, expo), expo);
+                _mm512_storeu_si512(dst + t, _mm512_or_si512(_mm512_srli_epi32(b0, 16),
+                                                             _mm512_and_si512(b1, top)));
+            }
+        }
+    }
+    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+}
+
+/* Per block of 32 output channels: M [16][32][ntp] on the tiles (per 32 x
+ * 32 block of C, the input channels 32 at a time, U's three parts times
+ * the one of V), then A^T M A + bias into their planes of y. */
+static AMX_TARGET int wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, const float *x,
+                                     const float *bias, float *scratch, float *y)
+{
+    const int64_t ntp = f->ntp, c_in = f->c_in, ci2 = f->c_in / 2;
+    const int64_t ohw = (int64_t)f->g.oh * f->g.ow;
+    uint32_t *vp = (uint32_t *)scratch;
+    float *m = scratch + f->v_floats, *tv = m + f->m_floats, *plane = tv + f->t_floats;
+    if (!wino_pack_v(f, x, vp, tv, plane)) return 0;
+    const int64_t bstride = ntp * (int64_t)sizeof(uint32_t), cstride = ntp * (int64_t)sizeof(float);
+    const int64_t astride = c_in * (int64_t)sizeof(uint16_t), apart = (int64_t)f->u_part;
+    amx_configure();
+    for (int m0 = 0; m0 < f->c_out; m0 += 32) {
+        for (int xi = 0; xi < 16; xi++)
+            for (int64_t t0 = 0; t0 < ntp; t0 += 32) {
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (int64_t k0 = 0; k0 < c_in; k0 += 32) {
+                    const uint32_t *bt = vp + ((int64_t)xi * ci2 + k0 / 2) * ntp + t0;
+                    _tile_loadd(6, bt, bstride);
+                    _tile_loadd(7, bt + 16, bstride);
+                    const uint16_t *at = u + ((int64_t)xi * f->c_out + m0) * c_in + k0;
+                    for (int i = 0; i < 3; i++) {
+                        _tile_loadd(4, at + i * apart, astride);
+                        _tile_loadd(5, at + i * apart + 16 * c_in, astride);
+                        _tile_dpbf16ps(0, 4, 6);
+                        _tile_dpbf16ps(1, 4, 7);
+                        _tile_dpbf16ps(2, 5, 6);
+                        _tile_dpbf16ps(3, 5, 7);
+                    }
+                }
+                float *c0 = m + (int64_t)xi * 32 * ntp + t0, *c1 = c0 + 16 * ntp;
+                _tile_stored(0, c0, cstride);
+                _tile_stored(1, c0 + 16, cstride);
+                _tile_stored(2, c1, cstride);
+                _tile_stored(3, c1 + 16, cstride);
+            }
+        for (int c = 0; c < 32; c++) {
+            float *yc = y + (int64_t)(m0 + c) * ohw;
+            csnn__cpu_wino_output(&f->g, 1, m + (int64_t)c * ntp, 32 * ntp, yc, plane);
+            if (bias) {
+                const __m512 b = _mm512_set1_ps(bias[m0 + c]);
+                for (int64_t i = 0; i < ohw; i += 16) {
+                    const __mmask16 k = ohw - i >= 16 ? (__mmask16)0xFFFF
+                                                      : (__mmask16)((1u << (ohw - i)) - 1);
+                    _mm512_mask_storeu_ps(yc + i, k,
+                                          _mm512_add_ps(_mm512_maskz_loadu_ps(k, yc + i), b));
+                }
+            }
+        }
+    }
+    _tile_release();
+    return 1;
+}
+
+/* V of one image as A [16][c_in][ntp] (bfloat16), zero past the last
+ * tile; 0 when a value is not a finite bfloat16 number. */
+static AMX_TARGET int wdw_pack_v(const cpu_amx_wino *f, const float *x, uint16_t *va, float *tv,
+                                 float *plane)
+{
+    const int64_t ntp = f->ntp, nt = f->nt, hw = (int64_t)f->g.h * f->g.w;
+    csnn__cpu_wino_plane_zero(&f->g, plane);
+    for (int xi = 0; xi < 16; xi++) memset(tv + xi * ntp + nt, 0, sizeof(float) * (size_t)(ntp - nt));
+    const __m512i expo = _mm512_set1_epi32(0x7F800000);
+    __m512i low = _mm512_setzero_si512();
+    __mmask16 bad = 0;
+    for (int ci = 0; ci < f->c_in; ci++) {
+        csnn__cpu_wino_input(&f->g, 1, x + ci * hw, plane, tv, ntp);
+        for (int xi = 0; xi < 16; xi++) {
+            const uint32_t *src = (const uint32_t *)(tv + xi * ntp);
+            uint16_t *dst = va + ((int64_t)xi * f->c_in + ci) * ntp;
+            for (int64_t t = 0; t < ntp; t += 16) {
+                const __m512i b = _mm512_loadu_si512(src + t);
+                low = _mm512_or_si512(low, b);
+                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(b, expo), expo);
+                _mm256_storeu_si256((__m256i *)(dst + t),
+                                    _mm512_cvtepi32_epi16(_mm512_srli_epi32(b, 16)));
+            }
+        }
+    }
+    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+}
+
+/* Row p of (A g A^T) for the 16 output channels at co of tile t: out[q],
+ * A = [1 0; 1 1; 1 -1; 0 -1] (exact negations, one float rounding per
+ * sum); zero for the padding tiles and outside dy. */
+static inline __attribute__((always_inline)) AMX_TARGET void
+wdw_dy_row(const cpu_amx_wino *f, const float *dyt, int64_t t, int co, int p, __m512 out[4])
+{
+    const __m512 zero = _mm512_setzero_ps();
+    if (t >= f->nt) {
+        out[0] = out[1] = out[2] = out[3] = zero;
+        return;
+    }
+    const int64_t ty = t / f->g.tw, tx = t % f->g.tw, c_out = f->c_out;
+    const int ow = f->g.ow;
+    __m512 g[2][2];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            const int64_t oy = 2 * ty + a, ox = 2 * tx + b;
+            g[a][b] = oy < f->g.oh && ox < ow ? _mm512_loadu_ps(dyt + (oy * ow + ox) * c_out + co)
+                                              : zero;
+        }
+    __m512 h[2]; /* row p of A g */
+    for (int b = 0; b < 2; b++)
+        h[b] = p == 0   ? g[0][b]
+               : p == 1 ? _mm512_add_ps(g[0][b], g[1][b])
+               : p == 2 ? _mm512_sub_ps(g[0][b], g[1][b])
+                        : _mm512_sub_ps(zero, g[1][b]);
+    out[0] = h[0];
+    out[1] = _mm512_add_ps(h[0], h[1]);
+    out[2] = _mm512_sub_ps(h[0], h[1]);
+    out[3] = _mm512_sub_ps(zero, h[1]);
+}
+
+/* The transformed dy of xi = 4 p + q, q = 0..3, in three parts [3][4][ntp
+ * / 2][c_out], pairs of tiles interleaved. */
+static AMX_TARGET void wdw_pack_dy(const cpu_amx_wino *f, const float *dyt, int p, uint32_t *dp,
+                                   size_t part)
+{
+    const int64_t c_out = f->c_out, pairs = f->ntp / 2;
+    for (int64_t k = 0; k < pairs; k++)
+        for (int co = 0; co < c_out; co += 16) {
+            __m512 r0[4], r1[4];
+            wdw_dy_row(f, dyt, 2 * k, co, p, r0);
+            wdw_dy_row(f, dyt, 2 * k + 1, co, p, r1);
+            for (int q = 0; q < 4; q++) {
+                __m512i h0, m0, l0, h1, m1, l1;
+                split3(r0[q], &h0, &m0, &l0);
+                split3(r1[q], &h1, &m1, &l1);
+                uint32_t *d = dp + ((int64_t)q * pairs + k) * c_out + co;
+                _mm512_storeu_si512(d, _mm512_or_si512(_mm512_srli_epi32(h0, 16), h1));
+                _mm512_storeu_si512(d + part, _mm512_or_si512(_mm512_srli_epi32(m0, 16), m1));
+                _mm512_storeu_si512(d + 2 * part,
+                                    _mm512_or_si512(_mm512_srli_epi32(l0, 16), l1));
+            }
+        }
+}
+
+/* dwt [(ci * 9 + tap) * c_out + co] += (G^T M G)[tap] of each channel pair,
+ * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+static AMX_TARGET void wdw_output(const cpu_amx_wino *f, const float *m, float *dwt)
+{
+    const int64_t c_in = f->c_in, c_out = f->c_out, plane = c_in * c_out;
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int64_t ci = 0; ci < c_in; ci++)
+        for (int64_t co = 0; co < c_out; co += 16) {
+            __m512 t[3][4];
+            for (int q = 0; q < 4; q++) { /* t = G^T M, column q */
+                const float *mq = m + ci * c_out + co + q * plane;
+                const __m512 m0 = _mm512_loadu_ps(mq), m1 = _mm512_loadu_ps(mq + 4 * plane);
+                const __m512 m2 = _mm512_loadu_ps(mq + 8 * plane), m3 = _mm512_loadu_ps(mq + 12 * plane);
+                const __m512 s = _mm512_mul_ps(half, _mm512_add_ps(m1, m2));
+                t[0][q] = _mm512_add_ps(m0, s);
+                t[1][q] = _mm512_mul_ps(half, _mm512_sub_ps(m1, m2));
+                t[2][q] = _mm512_add_ps(s, m3);
+            }
+            float *d = dwt + ci * 9 * c_out + co;
+            for (int r = 0; r < 3; r++) { /* (t G)[r] */
+                const __m512 s = _mm512_mul_ps(half, _mm512_add_ps(t[r][1], t[r][2]));
+                const __m512 y0 = _mm512_add_ps(t[r][0], s);
+                const __m512 y1 = _mm512_mul_ps(half, _mm512_sub_ps(t[r][1], t[r][2]));
+                const __m512 y2 = _mm512_add_ps(s, t[r][3]);
+                float *dr = d + 3 * r * c_out;
+                _mm512_storeu_ps(dr, _mm512_add_ps(_mm512_loadu_ps(dr), y0));
+                _mm512_storeu_ps(dr + c_out, _mm512_add_ps(_mm512_loadu_ps(dr + c_out), y1));
+                _mm512_storeu_ps(dr + 2 * c_out,
+                                 _mm512_add_ps(_mm512_loadu_ps(dr + 2 * c_out), y2));
+            }
+        }
+}
+
+/* One image: V (refused when not bfloat16), then per row p of xi the
+ * transformed dy and the products of its four xi: per 32 x 32 block of C
+ * (input x output channels) the tiles 32 at a time, V times dy's three
+ * parts, into M [xi][c_in][c_out]; then G^T M G into dwt. */
+static AMX_TARGET int wino_dw_image(const cpu_amx_wino *f, const float *x, const float *dyt,
+                                    float *scratch, float *dwt)
+{
+    const int64_t ntp = f->ntp, c_in = f->c_in, c_out = f->c_out;
+    /* dy finite (sums of infinities would not be the direct sum's) */
+    const __m512i expo = _mm512_set1_epi32(0x7F800000);
+    const int64_t ndy = (int64_t)f->g.oh * f->g.ow * c_out;
+    __mmask16 bad = 0;
+    for (int64_t i = 0; i < ndy; i += 16) {
+        const __mmask16 k = ndy - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ndy - i)) - 1);
+        const __m512i b = _mm512_maskz_loadu_epi32(k, dyt + i);
+        bad |= _mm512_mask_cmpeq_epi32_mask(k, _mm512_and_si512(b, expo), expo);
+    }
+    if (bad) return 0;
+    uint16_t *va = (uint16_t *)scratch;
+    uint32_t *dp = (uint32_t *)(scratch + wdw_v_floats(f));
+    const size_t part = wdw_d_floats(f);
+    float *m = scratch + wdw_v_floats(f) + 3 * part;
+    float *tv = m + wdw_m_floats(f), *plane = tv + ALIGN_FLOATS((size_t)16 * (size_t)ntp);
+    if (!wdw_pack_v(f, x, va, tv, plane)) return 0;
+    const int64_t astride = ntp * (int64_t)sizeof(uint16_t);
+    const int64_t bstride = c_out * (int64_t)sizeof(uint32_t), cstride = bstride;
+    const int64_t bq = ntp / 2 * c_out; /* one xi's part */
+    for (int p = 0; p < 4; p++) {
+        wdw_pack_dy(f, dyt, p, dp, part);
+        amx_configure();
+        for (int q = 0; q < 4; q++) {
+            const int xi = 4 * p + q;
+            for (int64_t ci = 0; ci < c_in; ci += 32)
+                for (int64_t co = 0; co < c_out; co += 32) {
+                    _tile_zero(0);
+                    _tile_zero(1);
+                    _tile_zero(2);
+                    _tile_zero(3);
+                    const uint16_t *a0 = va + ((int64_t)xi * c_in + ci) * ntp;
+                    for (int64_t k = 0; k < ntp; k += 32) {
+                        _tile_loadd(4, a0 + k, astride);
+                        _tile_loadd(5, a0 + 16 * ntp + k, astride);
+                        for (int s = 0; s < 3; s++) {
+                            const uint32_t *b = dp + s * part + q * bq + (k / 2) * c_out + co;
+                            _tile_loadd(6, b, bstride);
+                            _tile_loadd(7, b + 16, bstride);
+                            _tile_dpbf16ps(0, 4, 6);
+                            _tile_dpbf16ps(1, 4, 7);
+                            _tile_dpbf16ps(2, 5, 6);
+                            _tile_dpbf16ps(3, 5, 7);
+                        }
+                    }
+                    float *c0 = m + ((int64_t)xi * c_in + ci) * c_out + co, *c1 = c0 + 16 * c_out;
+                    _tile_stored(0, c0, cstride);
+                    _tile_stored(1, c0 + 16, cstride);
+                    _tile_stored(2, c1, cstride);
+                    _tile_stored(3, c1 + 16, cstride);
+                }
+        }
+        _tile_release();
+    }
+    wdw_output(f, m, dwt);
+    return 1;
+}
+
 /* dw[:, f0:f1]: per 32 x 32 block of C (outputs x inputs), the rows 32 at
  * a time, dy's three parts times x (exact products, float sums); C stored
  * straight into dw. The inputs go outside (their B tiles stay in L1), the
@@ -604,6 +969,30 @@ int csnn__cpu_amx_fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const float
     return fwd_image(f, a, in, bias, scratch, out);
 #else
     (void)f, (void)a, (void)in, (void)bias, (void)scratch, (void)out;
+    return 0;
+#endif
+}
+
+int csnn__cpu_amx_wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, const float *x,
+                                 const float *bias, float *scratch, float *y)
+{
+#ifdef CSNN_HAVE_AMX_KERNELS
+    if (!csnn__cpu_amx_usable()) return 0;
+    return wino_fwd_image(f, u, x, bias, scratch, y);
+#else
+    (void)f, (void)u, (void)x, (void)bias, (void)scratch, (void)y;
+    return 0;
+#endif
+}
+
+int csnn__cpu_amx_wino_dw_image(const cpu_amx_wino *f, const float *xi, const float *dyt,
+                                float *scratch, float *dwt)
+{
+#ifdef CSNN_HAVE_AMX_KERNELS
+    if (!csnn__cpu_amx_usable()) return 0;
+    return wino_dw_image(f, xi, dyt, scratch, dwt);
+#else
+    (void)f, (void)xi, (void)dyt, (void)scratch, (void)dwt;
     return 0;
 #endif
 }

@@ -2,6 +2,7 @@
 #ifndef CSNN_CPU_AMX_H
 #define CSNN_CPU_AMX_H
 
+#include "cpu_conv.h"
 #include "cpu_internal.h"
 
 /** A convolution's geometry for the AMX weight gradient. */
@@ -66,6 +67,53 @@ int csnn__cpu_amx_fwd_pack_weights(const cpu_amx_fwd *f, const float *w, int tap
  *  infinity or a NaN). */
 int csnn__cpu_amx_fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const float *in,
                             const float *bias, float *scratch, float *out);
+
+/** A 3 x 3, stride-1 convolution's forward by Winograd's F(2 x 2, 3 x 3)
+ *  (cpu_conv.h) with its 16 products on AMX tiles: M_xi [c_out, tiles] =
+ *  U_xi [c_out, c_in] V_xi [c_in, tiles], U = G g G^T of each kernel cut
+ *  exactly into three bfloat16 parts, V = B^T d B of the input tiles, which
+ *  must be bfloat16 numbers (spikes: small integers); y = A^T M A + bias. */
+typedef struct {
+    int c_in, c_out;
+    wino_geom g;
+    int64_t nt, ntp;        /* tiles of an output plane; rounded up to 32 */
+    size_t u_part;          /* bfloat16 of one part of U [16][c_out][c_in] */
+    size_t v_floats;        /* V in pairs of channels [16][c_in / 2][ntp] */
+    size_t m_floats;        /* M of 32 output channels [16][32][ntp] */
+    size_t t_floats;        /* the float V of two channels [2][16][ntp] */
+} cpu_amx_wino;
+
+/** Fills *f and returns 1 when the descriptor suits (csnn__cpu_wino_shape,
+ *  c_in and c_out multiples of 32); else 0. */
+int csnn__cpu_amx_wino_plan(const csnn_conv2d_desc *d, cpu_amx_wino *f);
+/** Floats of the packed U (three parts), and of one image's scratch. */
+size_t csnn__cpu_amx_wino_u_floats(const cpu_amx_wino *f);
+size_t csnn__cpu_amx_wino_floats(const cpu_amx_wino *f);
+/** U of output channels [co0, co1) of w [c_out, c_in, 3, 3] into u
+ *  (64-byte aligned, csnn__cpu_amx_wino_u_floats floats); 0 when a value
+ *  of U is an infinity or a NaN (then the kernel is not to be used). */
+int csnn__cpu_amx_wino_pack_u(const cpu_amx_wino *f, const float *w, int64_t co0, int64_t co1,
+                              uint16_t *u);
+/** y [c_out, h_out, w_out] (+ bias [c_out] when not NULL) of one image x
+ *  [c_in, h_in, w_in]; scratch: csnn__cpu_amx_wino_floats floats, 64-byte
+ *  aligned. Returns 0, y untouched, when AMX is not usable or a value of V
+ *  is not a finite bfloat16 number (an input is not, or their sums). */
+int csnn__cpu_amx_wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, const float *x,
+                                 const float *bias, float *scratch, float *y);
+
+/** The same convolution's weight gradient by F(2 x 2, 3 x 3) turned round
+ *  (per tile: dW += G^T [(A g A^T) (.) V] G, g the tile's 2 x 2 block of dy,
+ *  V = B^T d B as in the forward), its 16 products M_xi [c_in, c_out] =
+ *  V_xi [c_in, tiles] (A g A^T)_xi [tiles, c_out] on AMX tiles with dy's
+ *  transform cut exactly into three bfloat16 parts:
+ *  dwt [(ci * 9 + tap) * c_out + co] += one image's weight gradient, from
+ *  its input xi [c_in, h_in, w_in] and dyt = dy^T [h_out * w_out, c_out];
+ *  scratch: csnn__cpu_amx_wino_dw_floats floats, 64-byte aligned. Returns
+ *  0, dwt untouched, when AMX is not usable, a value of V is not a finite
+ *  bfloat16 number or a value of dy is not finite. */
+size_t csnn__cpu_amx_wino_dw_floats(const cpu_amx_wino *f);
+int csnn__cpu_amx_wino_dw_image(const cpu_amx_wino *f, const float *xi, const float *dyt,
+                                float *scratch, float *dwt);
 
 /** A linear layer's weight gradient dw [out, in] = dy^T [out, rows] x
  *  [rows, in] on AMX tiles, for inputs that are bfloat16 numbers (dropped-

@@ -95,6 +95,8 @@ typedef struct {
     int amx_shape;        /* ... when the shape suits it; then also */
     cpu_amx_fwd amx_fwd;  /* the AMX forward's ... */
     cpu_amx_fwd amx_dx;   /* ... and input gradient's */
+    cpu_amx_wino wino;    /* the AMX forward by Winograd's F(2x2, 3x3) ... */
+    int wino_shape;       /* ... when the shape suits it too */
     size_t amx_off;       /* their scratch in the region, past dy^T */
     size_t amx_w_floats;  /* their packed weights, past the lanes' dW^T */
 } sp_geom;
@@ -147,9 +149,17 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
         size_t amx = csnn__cpu_amx_conv_floats(&g->amx);
         if (csnn__cpu_amx_fwd_floats(&g->amx_fwd) > amx) amx = csnn__cpu_amx_fwd_floats(&g->amx_fwd);
         if (csnn__cpu_amx_fwd_floats(&g->amx_dx) > amx) amx = csnn__cpu_amx_fwd_floats(&g->amx_dx);
+        g->amx_w_floats = ALIGN_FLOATS(csnn__cpu_amx_fwd_weight_floats(&g->amx_fwd));
+        g->wino_shape = csnn__cpu_amx_wino_plan(d, &g->wino);
+        if (g->wino_shape) {
+            if (csnn__cpu_amx_wino_floats(&g->wino) > amx) amx = csnn__cpu_amx_wino_floats(&g->wino);
+            if (csnn__cpu_amx_wino_dw_floats(&g->wino) > amx)
+                amx = csnn__cpu_amx_wino_dw_floats(&g->wino);
+            const size_t u = ALIGN_FLOATS(csnn__cpu_amx_wino_u_floats(&g->wino));
+            if (u > g->amx_w_floats) g->amx_w_floats = u;
+        }
         g->amx_off = need;
         need += amx;
-        g->amx_w_floats = ALIGN_FLOATS(csnn__cpu_amx_fwd_weight_floats(&g->amx_fwd));
     }
     g->region_floats = need > p->col_floats ? need : p->col_floats;
     /* the temporal entries' step difference and dy suffix sum, past the
@@ -603,6 +613,8 @@ typedef struct {
     int64_t seqs;
     int amx;             /* the weight gradient on AMX tiles (backward) */
     int amx_dx;          /* the input gradient on AMX tiles (backward) */
+    int wino;            /* the forward by Winograd on AMX tiles: apk is its U */
+    int wino_dw;         /* the weight gradient by Winograd on AMX tiles */
     const uint16_t *apk; /* the AMX forward's or input gradient's weights */
 } sp_job;
 
@@ -665,8 +677,11 @@ static void sparse_image_forward(const sp_job *j, const float *xi, int binary, i
 static int amx_image_forward(const sp_job *j, int64_t nonzero, const float *xi, float *yi,
                              float *region)
 {
-    return j->apk && (double)nonzero >= CONV_AMX_FWD_MIN_DENSITY * (double)j->p.in_size &&
-           csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, region + j->g.amx_off, yi);
+    if (!j->apk || (double)nonzero < CONV_AMX_FWD_MIN_DENSITY * (double)j->p.in_size) return 0;
+    if (j->wino)
+        return csnn__cpu_amx_wino_fwd_image(&j->g.wino, j->apk, xi, j->b, region + j->g.amx_off,
+                                            yi);
+    return csnn__cpu_amx_fwd_image(&j->g.amx_fwd, j->apk, xi, j->b, region + j->g.amx_off, yi);
 }
 
 /* yi of one image the per-image way: AMX, dense or sparse by its count. */
@@ -725,6 +740,34 @@ static int amx_pack(const cpu_device *dv, const cpu_amx_fwd *f, const float *w, 
     csnn__cpu_parallel_for(dv, kk, 1, amx_pack_range, &pj);
     for (int t = 0; t < kk; t++)
         if (!pj.finite[t]) return 0;
+    return 1;
+}
+
+typedef struct {
+    const cpu_amx_wino *f;
+    const float *w;
+    uint16_t *u;
+    unsigned char finite[16];
+} wino_pack_job;
+
+static void wino_pack_range(void *arg, int64_t k0, int64_t k1, int worker)
+{
+    (void)worker;
+    wino_pack_job *pj = arg;
+    const int64_t c_out = pj->f->c_out;
+    for (int64_t k = k0; k < k1; k++)
+        pj->finite[k] = (unsigned char)csnn__cpu_amx_wino_pack_u(pj->f, pj->w, c_out * k / 16,
+                                                                 c_out * (k + 1) / 16, pj->u);
+}
+
+/* U of the Winograd forward on AMX tiles, in 16 parts of the output
+ * channels; 1 when all of it is finite (else the kernel is not to be used). */
+static int amx_wino_pack(const cpu_device *dv, const cpu_amx_wino *f, const float *w, uint16_t *u)
+{
+    wino_pack_job pj = {.f = f, .w = w, .u = u};
+    csnn__cpu_parallel_for(dv, 16, 1, wino_pack_range, &pj);
+    for (int k = 0; k < 16; k++)
+        if (!pj.finite[k]) return 0;
     return 1;
 }
 
@@ -799,8 +842,12 @@ static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_c
         amx = (double)nonzero >= CONV_AMX_FWD_MIN_DENSITY * (double)j.p.in_size;
     }
     if (amx) {
+        /* by Winograd where it applies and is not turned off, else (also
+         * when U overflows) tap by tap; else no AMX */
         uint16_t *apk = sp_amx_weights(&j.g, workspace);
-        if (amx_pack(dv, &j.g.amx_fwd, w, apk)) j.apk = apk; /* (else no AMX) */
+        j.wino = j.g.wino_shape && csnn__cpu_wino_mode != 2 && !(dv && dv->no_winograd) &&
+                 amx_wino_pack(dv, &j.g.wino, w, apk);
+        if (j.wino || amx_pack(dv, &j.g.amx_fwd, w, apk)) j.apk = apk;
     }
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 && !j.apk ? tp_fwd_lane : sp_fwd_lane,
                    &j);
@@ -898,7 +945,8 @@ static void image_bwd_lane(void *arg, int64_t lane, int worker)
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
         if (j->amx) {
             dy_transposed(j, dyi, dyt);
-            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
+            if (!(j->wino_dw && csnn__cpu_amx_wino_dw_image(&g->wino, xi, dyt, scratch, dwt)) &&
+                !csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
                 float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
         } else {
             float_image_dw(j, xi, dyi, dyt, 0, region, dwt);
@@ -963,6 +1011,7 @@ static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_
         csnn__cpu_conv_prepare_dx(dv, &j.p, w, j.wt);
     }
     j.amx = amx_wanted(dv, &j.g);
+    j.wino_dw = j.amx && j.g.wino_shape && csnn__cpu_wino_mode != 2 && !(dv && dv->no_winograd);
     if (j.amx && dx && !j.p.wino_dx) {
         uint16_t *apk = sp_amx_weights(&j.g, workspace);
         j.amx_dx = amx_pack(dv, &j.g.amx_dx, w, apk);
