@@ -25,7 +25,23 @@
  * wants ([a / 2][co][2], one array per part), zero at the anchors that are
  * not output positions (ox >= w_out). C is 16 channels x 16 output channels
  * of one tap of dW^T [(ci, tap), co], loaded from and stored back into the
- * caller's partial sum. */
+ * caller's partial sum.
+ *
+ * The forward and the weight gradient of a 3 x 3, stride-1 convolution go
+ * by Winograd's F(2 x 2, 3 x 3) where it applies (cpu_conv.h): V = B^T d B
+ * of the input's 4 x 4 tiles is a sum of at most four inputs with signs
+ * (small integers for spikes: bfloat16 numbers, checked per image), and the
+ * other operand, a float, is cut into three parts as above: U = G g G^T of
+ * each kernel for the forward (M_xi [c_out, tiles] = U_xi V_xi, then y =
+ * A^T M A + bias per 2 x 2 block), the transform A g A^T of dy's 2 x 2
+ * blocks for the weight gradient (the same algorithm turned round, F(3 x 3,
+ * 2 x 2): dW = G^T [sum over tiles of (A g A^T) (.) V] G, A^T = [1 1 1 0;
+ * 0 1 -1 -1]; M_xi [c_in, c_out] = V_xi [c_in, tiles] (A g A^T)_xi [tiles,
+ * c_out] per image, G^T M G added to the caller's partial sum). 16 tile
+ * products per 2 x 2 block instead of 36. The transforms round sums that
+ * the direct sum keeps apart, so the results are the direct sums to float
+ * rounding of Winograd's usual bound (the algorithm on absolute values), a
+ * little looser than the tap-by-tap kernels' (tests/backend/test_cpu_sparse.c). */
 #include <stdint.h>
 #include <string.h>
 

@@ -43,7 +43,12 @@
  * weight gradient of every image whose inputs are bfloat16 numbers
  * (image_bwd_lane; exact products) and the input gradient of every image
  * whose dy is finite (six part products); other images, and all of them
- * when a weight is not finite, take the kernels above. */
+ * when a weight is not finite, take the kernels above. For 3 x 3, stride-1
+ * shapes the forward and the weight gradient on AMX tiles go by Winograd's
+ * F(2 x 2, 3 x 3) (cpu_amx.c; not under CSNN_DISABLE=winograd), an image
+ * whose transformed input is not bfloat16 (or whose dy is not finite)
+ * falling back to the tap-by-tap AMX weight gradient or to the float
+ * forward. */
 #include <string.h>
 
 #include "cpu_amx.h"

@@ -293,6 +293,19 @@ static AVX512_TARGET void input_row_avx512(const float *p, int64_t ti, int64_t t
     }
 }
 
+/* Rows [h, w] of src into dst (rows ld apart), by masked vectors: the
+ * planes are small (the reference conv2's rows are 24 floats), where a
+ * memcpy call per row cost more than the copy. */
+static AVX512_TARGET void copy_rows_avx512(const float *src, int h, int w, float *dst, int64_t ld)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x += 16) {
+            const __mmask16 k = w - x >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - x)) - 1);
+            _mm512_mask_storeu_ps(dst + y * ld + x, k,
+                                  _mm512_maskz_loadu_ps(k, src + (int64_t)y * w + x));
+        }
+}
+
 static AVX512_TARGET void output_row_avx512(const float *m, int64_t mplane, int64_t ti,
                                             int64_t tw, int w, int two, float *dx)
 {
@@ -376,16 +389,17 @@ void csnn__cpu_wino_input(const wino_geom *g, int avx512, const float *src, floa
 {
     const int64_t pw = 2 * g->tw + 2;
     float *rows = plane + padded_floats(g);
+#ifdef CSNN_HAVE_AVX512_KERNELS
+    if (avx512) {
+        copy_rows_avx512(src, g->h, g->w, plane + g->pt * pw + g->pl, pw);
+        for (int64_t ti = 0; ti < g->th; ti++) input_row_avx512(plane, ti, g->tw, pw, v, vplane);
+        return;
+    }
+#endif
     for (int y = 0; y < g->h; y++)
         memcpy(plane + (g->pt + y) * pw + g->pl, src + (int64_t)y * g->w,
                sizeof(float) * (size_t)g->w);
     for (int64_t ti = 0; ti < g->th; ti++) {
-#ifdef CSNN_HAVE_AVX512_KERNELS
-        if (avx512) {
-            input_row_avx512(plane, ti, g->tw, pw, v, vplane);
-            continue;
-        }
-#endif
         input_row_generic(plane, ti, g->tw, pw, v, vplane, rows, (int64_t)row_stride(g));
     }
     (void)avx512;
