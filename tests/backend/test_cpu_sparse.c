@@ -279,7 +279,7 @@ static void test_conv_threads(void **state)
     }
     /* images of different densities in one batch (each chooses its path;
      * the densest first: on AMX CPUs it decides that the AMX forward is
-     * prepared, and the images from 0.3 on take it) */
+     * prepared, and the images from CONV_AMX_FWD_MIN_DENSITY on take it) */
     tb_rng r = tb_seed(9);
     size_t per = c.nx / (size_t)d.n;
     for (int i = 0; i < d.n; i++) {

@@ -68,13 +68,15 @@
  * than the AVX-512 ones: they win only on very sparse input. */
 #define CONV_SPARSE_FWD_MAX_DENSITY 0.85
 /* The density from which an image's forward goes to AMX tiles (cpu_amx.c)
- * where they are used. The same bench, "convfwd": sparse 17 / 25 / 33 / 42
- * / 51 / 60 ms at 0.02 / 0.1 / 0.2 / 0.3 / 0.4 / 0.5; AMX ~25 ms at any
- * density, but ~68 ms in the slow phases of this VM's AMX (about one sample
- * in four, docs/PERFORMANCE.md): from 0.3 the sparse kernels cost more
- * than AMX on average. (Training the reference model feeds conv2 ~0.67,
- * inference of the same model ~0.22.) */
-#define CONV_AMX_FWD_MIN_DENSITY 0.3
+ * where they are used. The same bench, "conv" (process CPU time, min of 5,
+ * the forward by Winograd on AMX tiles at every density against the sparse
+ * kernels forced): AMX 30-32 ms at any density; sparse 20 / 28 / 28 / 37 /
+ * 46 / 58 ms at 0.02 / 0.05 / 0.1 / 0.2 / 0.3 / 0.4 - the crossover near
+ * 0.12; in the slow phases of this VM's AMX (docs/PERFORMANCE.md) AMX took
+ * ~50 ms and the sparse kernels ~40-58 at 0.2. (With the tap-by-tap AMX
+ * forward, 25 ms fast and ~68 slow, the threshold was 0.3.) Training the
+ * reference model feeds conv2 ~0.67, inference of the same model ~0.22. */
+#define CONV_AMX_FWD_MIN_DENSITY 0.15
 #define CONV_SPARSE_DW_MAX_DENSITY 0.55
 #define CONV_SPARSE_GENERIC_MAX_DENSITY 0.05
 
