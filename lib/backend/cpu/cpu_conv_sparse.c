@@ -841,12 +841,16 @@ static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_c
     /* (the temporal kernels when a test forces them) */
     int amx = amx_wanted(dv, &j.g) && csnn__cpu_temporal_mode == 0;
     if (amx) {
-        /* the weights are packed only when the batch's first image is dense
-         * enough for AMX (the images of a batch have like densities; the
-         * others are still chosen one by one) */
+        /* the weights are packed only when the batch's first or last image
+         * is dense enough for AMX (the images of a step have like
+         * densities, and spiking layers fire least at the first step, which
+         * comes first in [T, N]; the images are still chosen one by one) */
         int64_t other;
-        const int64_t nonzero = count_nonzero(j.avx512, x, j.p.in_size, &other);
-        amx = (double)nonzero >= CONV_AMX_FWD_MIN_DENSITY * (double)j.p.in_size;
+        const int64_t first = count_nonzero(j.avx512, x, j.p.in_size, &other);
+        const int64_t last =
+            count_nonzero(j.avx512, x + (int64_t)(d->n - 1) * j.p.in_size, j.p.in_size, &other);
+        amx = (double)(first > last ? first : last) >=
+              CONV_AMX_FWD_MIN_DENSITY * (double)j.p.in_size;
     }
     if (amx) {
         /* by Winograd where it applies and is not turned off, else (also
