@@ -562,10 +562,12 @@ static void test_conv_amx(void **state)
             conv_data_free(&c);
         }
     }
-    /* densities from 1 down to 0 in one batch: the AMX forward for the
-     * images from CONV_AMX_FWD_MIN_DENSITY on, the sparse kernels for the
-     * rest; 1 vs 3 threads bit for bit, within rounding of the dense entry */
-    {
+    /* densities from 1 down to 0 in one batch, and from 0 up to 1 (the
+     * first or the last image prepares the AMX forward): the AMX forward
+     * for the images from CONV_AMX_FWD_MIN_DENSITY on, the sparse kernels
+     * for the rest; 1 vs 3 threads bit for bit, within rounding of the
+     * dense entry */
+    for (int up = 0; up < 2; up++) {
         csnn_conv2d_desc d = conv_desc(10, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1);
         void *d1 = tb_open(1), *d3 = tb_open(3);
         void *ws1 = conv_workspace(d1, &d), *ws3 = conv_workspace(d3, &d);
@@ -574,7 +576,10 @@ static void test_conv_amx(void **state)
         const size_t per = c.nx / (size_t)d.n;
         for (int i = 0; i < d.n; i++)
             for (size_t e = 0; e < per; e++)
-                c.x[i * per + e] = tb_uniform(&r) < 1.0 - (double)i / (d.n - 1) ? 1.0f : 0.0f;
+                c.x[i * per + e] =
+                    tb_uniform(&r) < (up ? (double)i / (d.n - 1) : 1.0 - (double)i / (d.n - 1))
+                        ? 1.0f
+                        : 0.0f;
         double ys, wsc;
         conv_scales(&c, &ys, &wsc);
         conv_out a = conv_run(d1, &c, 1, 0, ws1), b = conv_run(d3, &c, 1, 0, ws3);
