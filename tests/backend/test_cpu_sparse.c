@@ -910,6 +910,18 @@ static void check_amx_wino(const csnn_conv2d_desc *d, uint64_t seed)
 static void test_conv_amx_wino(void **state)
 {
     (void)state;
+    /* the entries take it where its scratch fits the lanes' regions: the
+     * reference conv2 does; 256 channels on 4x4 planes would need 16
+     * products of [256, 256] floats per lane against a 147 KB col buffer */
+    conv_plan p;
+    csnn_conv2d_desc ref = conv_desc(64, 128, 24, 24, 128, 3, 3, 1, 1, 1, 1, 1);
+    csnn__cpu_conv_plan(&ref, &p);
+    assert_int_equal(csnn__cpu_conv_sparse_wino(&p), 1);
+    csnn_conv2d_desc wide = conv_desc(8, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1);
+    csnn__cpu_conv_plan(&wide, &p);
+    cpu_amx_wino fw;
+    assert_int_equal(csnn__cpu_amx_wino_plan(&wide, &fw), 1);
+    assert_int_equal(csnn__cpu_conv_sparse_wino(&p), 0);
     /* (shapes it does not take) */
     cpu_amx_wino f;
     csnn_conv2d_desc bad = conv_desc(1, 48, 6, 6, 32, 3, 3, 1, 1, 1, 1, 0);

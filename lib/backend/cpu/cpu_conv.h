@@ -111,5 +111,9 @@ void csnn__cpu_wino_image_dx(const csnn_conv2d_desc *d, const float *u, const fl
 /** Workspace floats the spike-sparse entries need (cpu_conv_sparse.c);
  *  conv2d_workspace reports the larger of this and the dense need. */
 size_t csnn__cpu_conv_sparse_floats(const conv_plan *p);
+/** 1 when the spike-sparse entries would run the forward and the weight
+ *  gradient on AMX tiles by Winograd (cpu_amx.c; the shape suits and its
+ *  scratch fits the lanes' regions), on CPUs where AMX is used. */
+int csnn__cpu_conv_sparse_wino(const conv_plan *p);
 
 #endif /* CSNN_CPU_CONV_H */

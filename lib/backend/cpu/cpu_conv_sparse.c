@@ -158,13 +158,23 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
         if (csnn__cpu_amx_fwd_floats(&g->amx_fwd) > amx) amx = csnn__cpu_amx_fwd_floats(&g->amx_fwd);
         if (csnn__cpu_amx_fwd_floats(&g->amx_dx) > amx) amx = csnn__cpu_amx_fwd_floats(&g->amx_dx);
         g->amx_w_floats = ALIGN_FLOATS(csnn__cpu_amx_fwd_weight_floats(&g->amx_fwd));
+        /* Winograd on AMX tiles only where its scratch fits the region the
+         * other paths give a lane anyway (the col buffer, for the reference
+         * conv2): its weight gradient keeps 16 products [c_in, c_out] per
+         * image, which for many channels on small planes would multiply
+         * the workspace */
         g->wino_shape = csnn__cpu_amx_wino_plan(d, &g->wino);
         if (g->wino_shape) {
-            if (csnn__cpu_amx_wino_floats(&g->wino) > amx) amx = csnn__cpu_amx_wino_floats(&g->wino);
-            if (csnn__cpu_amx_wino_dw_floats(&g->wino) > amx)
-                amx = csnn__cpu_amx_wino_dw_floats(&g->wino);
-            const size_t u = ALIGN_FLOATS(csnn__cpu_amx_wino_u_floats(&g->wino));
-            if (u > g->amx_w_floats) g->amx_w_floats = u;
+            size_t wino = csnn__cpu_amx_wino_floats(&g->wino);
+            if (csnn__cpu_amx_wino_dw_floats(&g->wino) > wino)
+                wino = csnn__cpu_amx_wino_dw_floats(&g->wino);
+            const size_t region = need + amx > p->col_floats ? need + amx : p->col_floats;
+            g->wino_shape = need + wino <= region;
+            if (g->wino_shape) {
+                if (wino > amx) amx = wino;
+                const size_t u = ALIGN_FLOATS(csnn__cpu_amx_wino_u_floats(&g->wino));
+                if (u > g->amx_w_floats) g->amx_w_floats = u;
+            }
         }
         g->amx_off = need;
         need += amx;
@@ -183,6 +193,15 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
 
 /* Workspace: W^T, then one region per lane, one dW^T per lane, and the AMX
  * kernels' packed weights. */
+int csnn__cpu_conv_sparse_wino(const conv_plan *p)
+{
+    if (!sp_possible(p->d)) return 0;
+    conv_plan sp = *p;
+    sp_geom g;
+    sp_make_geom(&sp, &g);
+    return g.amx_shape && g.wino_shape;
+}
+
 size_t csnn__cpu_conv_sparse_floats(const conv_plan *p)
 {
     if (!sp_possible(p->d)) return 0;
