@@ -250,33 +250,8 @@ int csnn__cpu_amx_wino_pack_u(const cpu_amx_wino *f, const float *w, int64_t co0
 #ifdef CSNN_HAVE_AMX_KERNELS
     if (csnn__cpu_amx_usable()) return wino_pack_u_avx512(f, w, co0, co1, u);
 #endif
-    int finite = 1;
-    for (int64_t co = co0; co < co1; co++)
-        for (int64_t ci = 0; ci < f->c_in; ci++) {
-            const float *g = w + (co * f->c_in + ci) * 9;
-            float t[4][3], v[16];
-            for (int b = 0; b < 3; b++) { /* t = G g */
-                t[0][b] = g[b];
-                t[1][b] = 0.5f * (g[b] + g[3 + b] + g[6 + b]);
-                t[2][b] = 0.5f * (g[b] - g[3 + b] + g[6 + b]);
-                t[3][b] = g[6 + b];
-            }
-            for (int r = 0; r < 4; r++) { /* U = t G^T */
-                v[4 * r + 0] = t[r][0];
-                v[4 * r + 1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
-                v[4 * r + 2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
-                v[4 * r + 3] = t[r][2];
-            }
-            for (int xi = 0; xi < 16; xi++) {
-                if (!(v[xi] - v[xi] == 0.0f)) finite = 0;
-                uint16_t p3[3];
-                split3_scalar(finite ? v[xi] : 0.0f, p3);
-                const size_t o = ((size_t)xi * (size_t)f->c_out + (size_t)co) * (size_t)f->c_in +
-                                 (size_t)ci;
-                u[o] = p3[0], u[f->u_part + o] = p3[1], u[2 * f->u_part + o] = p3[2];
-            }
-        }
-    return finite;
+    (void)f, (void)w, (void)co0, (void)co1, (void)u;
+    return 0; /* (only the AMX kernels read U) */
 }
 
 /* ---- a linear layer's weight gradient ---- */
@@ -634,9 +609,10 @@ static AMX_TARGET int fwd_image(const cpu_amx_fwd *f, const uint16_t *a, const f
     return 1;
 }
 
-/* csnn__cpu_amx_wino_pack_u for 16 input channels at a time (the same
- * operations in the same order, so the same bits; the 16 kernels' taps
- * gathered 9 floats apart). */
+/* U [part][xi][co][ci] = the three bfloat16 parts of (G g G^T)[xi] of
+ * kernel g = w[co][ci], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ * (sums rounded to float, exact halvings), 16 input channels at a time
+ * (their taps gathered 9 floats apart). */
 static AMX_TARGET int wino_pack_u_avx512(const cpu_amx_wino *f, const float *w, int64_t co0,
                                          int64_t co1, uint16_t *u)
 {

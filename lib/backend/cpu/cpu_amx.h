@@ -90,8 +90,9 @@ int csnn__cpu_amx_wino_plan(const csnn_conv2d_desc *d, cpu_amx_wino *f);
 size_t csnn__cpu_amx_wino_u_floats(const cpu_amx_wino *f);
 size_t csnn__cpu_amx_wino_floats(const cpu_amx_wino *f);
 /** U of output channels [co0, co1) of w [c_out, c_in, 3, 3] into u
- *  (64-byte aligned, csnn__cpu_amx_wino_u_floats floats); 0 when a value
- *  of U is an infinity or a NaN (then the kernel is not to be used). */
+ *  (64-byte aligned, csnn__cpu_amx_wino_u_floats floats); 0 when AMX is
+ *  not usable or a value of U is an infinity or a NaN (then the kernel is
+ *  not to be used). */
 int csnn__cpu_amx_wino_pack_u(const cpu_amx_wino *f, const float *w, int64_t co0, int64_t co1,
                               uint16_t *u);
 /** y [c_out, h_out, w_out] (+ bias [c_out] when not NULL) of one image x
