@@ -972,7 +972,8 @@ static void image_bwd_lane(void *arg, int64_t lane, int worker)
     float *dyt = region + g->mask_floats, *scratch = region + g->amx_off;
     float *dwt = sp_lane_dwt(g, j->ws, lane);
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
-    for (int64_t i = conv_lane_first(p, lane); i < conv_lane_first(p, lane + 1); i++) {
+    const int64_t i0 = conv_lane_first(p, lane), i1 = conv_lane_first(p, lane + 1);
+    for (int64_t i = i0; i < i1; i++) {
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
         if (j->amx) {
             dy_transposed(j, dyi, dyt);
@@ -982,7 +983,12 @@ static void image_bwd_lane(void *arg, int64_t lane, int worker)
         } else {
             float_image_dw(j, xi, dyi, dyt, 0, region, dwt);
         }
-        if (!j->dx) continue;
+    }
+    /* the input gradients after all the lane's weight gradients: the
+     * weights in the input gradient's form (1 MB for the reference conv2)
+     * then stay in the cache from one image to the next */
+    for (int64_t i = i0; j->dx && i < i1; i++) {
+        const float *dyi = j->dy + i * p->out_size;
         float *dxi = j->dx + i * p->in_size;
         if (!(j->amx_dx && csnn__cpu_amx_fwd_image(&g->amx_dx, j->apk, dyi, NULL, scratch, dxi)))
             csnn__cpu_conv_image_dx(p, j->w, j->wt, dyi, dxi, region);
