@@ -336,6 +336,22 @@ static AMX_TARGET void amx_configure(void)
     _tile_loadconfig(&c);
 }
 
+/* Whether 32-bit lanes are finite bfloat16 numbers, noted vector by vector:
+ * their bits OR-ed into *low (the low halves must stay zero), infinities
+ * and NaNs into *bad; bf16_ok gives the verdict. */
+static inline __attribute__((always_inline)) AMX_TARGET void bf16_note(__m512i b, __m512i *low,
+                                                                     __mmask16 *bad)
+{
+    const __m512i expo = _mm512_set1_epi32(0x7F800000);
+    *low = _mm512_or_si512(*low, b);
+    *bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(b, expo), expo);
+}
+
+static inline __attribute__((always_inline)) AMX_TARGET int bf16_ok(__m512i low, __mmask16 bad)
+{
+    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+}
+
 /* The padded bf16 planes of one image; 0 when an input is not a finite
  * bf16 number (its low 16 bits are not zero, or it is an infinity or a
  * NaN: inf * 0 in a part product would make a NaN where the float kernels
@@ -344,7 +360,6 @@ static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *x
 {
     const csnn_conv2d_desc *d = a->d;
     memset(xp, 0, (size_t)d->c_in * (size_t)a->ps * sizeof *xp);
-    const __m512i expo = _mm512_set1_epi32(0x7F800000);
     __m512i low = _mm512_setzero_si512();
     __mmask16 bad = 0;
     for (int ci = 0; ci < d->c_in; ci++)
@@ -355,13 +370,12 @@ static AMX_TARGET int pack_x(const cpu_amx_conv *a, const float *xi, uint16_t *x
                 const __mmask16 m = d->w_in - ix >= 16 ? (__mmask16)0xFFFF
                                                        : (__mmask16)((1u << (d->w_in - ix)) - 1);
                 const __m512i v = _mm512_maskz_loadu_epi32(m, src + ix);
-                low = _mm512_or_si512(low, v);
-                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, expo), expo);
+                bf16_note(v, &low, &bad);
                 _mm256_mask_storeu_epi16(dst + ix, m,
                                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
             }
         }
-    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+    return bf16_ok(low, bad);
 }
 
 /* The three parts of 16 floats (as bits): hi, mid, lo, each a bf16 in the
@@ -669,7 +683,6 @@ static AMX_TARGET int wino_pack_v(const cpu_amx_wino *f, const float *x, uint32_
     csnn__cpu_wino_plane_zero(&f->g, plane);
     for (int xi = 0; xi < 32; xi++) /* (the two channels' tiles past nt) */
         memset(tv + xi * ntp + nt, 0, sizeof(float) * (size_t)(ntp - nt));
-    const __m512i expo = _mm512_set1_epi32(0x7F800000);
     const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u);
     __m512i low = _mm512_setzero_si512();
     __mmask16 bad = 0;
@@ -682,15 +695,14 @@ static AMX_TARGET int wino_pack_v(const cpu_amx_wino *f, const float *x, uint32_
             uint32_t *dst = vp + ((int64_t)xi * ci2 + p) * ntp;
             for (int64_t t = 0; t < ntp; t += 16) {
                 const __m512i b0 = _mm512_loadu_si512(s0 + t), b1 = _mm512_loadu_si512(s1 + t);
-                low = _mm512_or_si512(low, _mm512_or_si512(b0, b1));
-                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(b0, expo), expo) |
-                       _mm512_cmpeq_epi32_mask(_mm512_and_si512(b1, expo), expo);
+                bf16_note(b0, &low, &bad);
+                bf16_note(b1, &low, &bad);
                 _mm512_storeu_si512(dst + t, _mm512_or_si512(_mm512_srli_epi32(b0, 16),
                                                              _mm512_and_si512(b1, top)));
             }
         }
     }
-    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+    return bf16_ok(low, bad);
 }
 
 /* Per block of 32 output channels: M [16][32][ntp] on the tiles (per 32 x
@@ -760,7 +772,6 @@ static AMX_TARGET int wdw_pack_v(const cpu_amx_wino *f, const float *x, uint16_t
     const int64_t ntp = f->ntp, nt = f->nt, hw = (int64_t)f->g.h * f->g.w;
     csnn__cpu_wino_plane_zero(&f->g, plane);
     for (int xi = 0; xi < 16; xi++) memset(tv + xi * ntp + nt, 0, sizeof(float) * (size_t)(ntp - nt));
-    const __m512i expo = _mm512_set1_epi32(0x7F800000);
     __m512i low = _mm512_setzero_si512();
     __mmask16 bad = 0;
     for (int ci = 0; ci < f->c_in; ci++) {
@@ -770,14 +781,13 @@ static AMX_TARGET int wdw_pack_v(const cpu_amx_wino *f, const float *x, uint16_t
             uint16_t *dst = va + ((int64_t)xi * f->c_in + ci) * ntp;
             for (int64_t t = 0; t < ntp; t += 16) {
                 const __m512i b = _mm512_loadu_si512(src + t);
-                low = _mm512_or_si512(low, b);
-                bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(b, expo), expo);
+                bf16_note(b, &low, &bad);
                 _mm256_storeu_si256((__m256i *)(dst + t),
                                     _mm512_cvtepi32_epi16(_mm512_srli_epi32(b, 16)));
             }
         }
     }
-    return !bad && _mm512_test_epi32_mask(low, _mm512_set1_epi32(0xFFFF)) == 0;
+    return bf16_ok(low, bad);
 }
 
 /* Row p of (A g A^T) for the 16 output channels at co of tile t: out[q],
