@@ -831,10 +831,20 @@ static void check_amx_wino(const csnn_conv2d_desc *d, uint64_t seed)
                                  co, oy, ox, got, sum, fabs(got - sum) / bound, bound);
                 }
         }
-    /* the weight gradient, added to what dwt holds */
+    /* the weight gradient of a sum of two images, (x, dy) and (x, 2 dy) -
+     * three times one image's (powers of two: the same rounding) - with a
+     * refused image between them that must leave the sum alone, added to
+     * what dwt holds */
     float *dwt = tb_rand_floats(&r, nw, -1, 1), *dwt0 = tb_floats(nw);
+    float *dyt2 = tb_floats(np * co_n), *xbad = tb_floats(nx);
+    for (size_t i = 0; i < np * co_n; i++) dyt2[i] = 2.0f * dyt[i];
+    memcpy(xbad, x, nx * sizeof(float));
+    xbad[nx / 2] = 0.1f; /* not a bfloat16 number */
     memcpy(dwt0, dwt, nw * sizeof(float));
-    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 1);
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, 1), 1);
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, xbad, dyt, scratch, 0), 0);
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt2, scratch, 0), 1);
+    csnn__cpu_amx_wino_dw_flush(&f, scratch, dwt);
     static const double gt[3][4] = {{1, .5, .5, 0}, {0, .5, .5, 0}, {0, .5, .5, 1}}; /* |G^T| */
     static const double aa[4][2] = {{1, 0}, {1, 1}, {1, 1}, {0, 1}};                 /* |A| */
     for (int co = 0; co < co_n; co++)
@@ -870,33 +880,43 @@ static void check_amx_wino(const csnn_conv2d_desc *d, uint64_t seed)
                                dyt[((size_t)oy * ow + ox) * co_n + co];
                     }
                 const size_t o = ((size_t)ci * 9 + tap) * co_n + co;
-                const double want = dwt0[o] + sum;
-                if (!(fabs(dwt[o] - want) <= WINO_RTOL * bound + 1e-7 * fabs(dwt0[o])))
+                const double want = dwt0[o] + 3.0 * sum;
+                if (!(fabs(dwt[o] - want) <= 3.0 * WINO_RTOL * bound + 1e-7 * fabs(dwt0[o])))
                     fail_msg("amx winograd dw [ci %d tap %d co %d] %.9g, want %.9g (error %.3g "
                              "of the bound %.3g)",
                              ci, tap, co, dwt[o], want, fabs(dwt[o] - want) / bound, bound);
             }
         }
-    /* refusals: the outputs untouched */
+    /* refusals: the output untouched; and the sum in M (the sum of one
+     * image, then the refused ones, then a flush: that image's gradient) */
     memcpy(y0, y, ny * sizeof(float));
-    memcpy(dwt, dwt0, nw * sizeof(float));
     const float keep = x[nx / 3];
     x[nx / 3] = 0.1f; /* not a bfloat16 number */
     assert_int_equal(csnn__cpu_amx_wino_fwd_image(&f, u, x, b, scratch, y), 0);
-    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 0);
     x[nx / 3] = NAN;
     assert_int_equal(csnn__cpu_amx_wino_fwd_image(&f, u, x, b, scratch, y), 0);
-    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 0);
+    x[nx / 3] = keep;
+    TB_SAME(y, y0, ny);
+    float *dwt1 = tb_floats(nw);
+    memcpy(dwt1, dwt0, nw * sizeof(float));
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, 1), 1);
+    csnn__cpu_amx_wino_dw_flush(&f, scratch, dwt1);
+    memcpy(dwt, dwt0, nw * sizeof(float));
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, 1), 1);
+    x[nx / 3] = 0.1f;
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, 0), 0);
+    x[nx / 3] = NAN;
+    assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, 0), 0);
     x[nx / 3] = keep;
     for (int k = 0; k < 2; k++) {
         const size_t o = (np * co_n) / 2 + (size_t)k;
         const float keep_dy = dyt[o];
         dyt[o] = k ? NAN : -INFINITY;
-        assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, dwt), 0);
+        assert_int_equal(csnn__cpu_amx_wino_dw_image(&f, x, dyt, scratch, 0), 0);
         dyt[o] = keep_dy;
     }
-    TB_SAME(y, y0, ny);
-    assert_memory_equal(dwt, dwt0, nw * sizeof(float));
+    csnn__cpu_amx_wino_dw_flush(&f, scratch, dwt);
+    assert_memory_equal(dwt, dwt1, nw * sizeof(float));
     /* U overflows from finite weights (a column of 3e38), or a NaN weight */
     for (int k = 0; k < 3; k++) wt[(size_t)k * 3] = 3e38f;
     assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, 0, 1, u), 0);
@@ -904,7 +924,7 @@ static void check_amx_wino(const csnn_conv2d_desc *d, uint64_t seed)
     wt[nw - 1] = NAN;
     assert_int_equal(csnn__cpu_amx_wino_pack_u(&f, wt, co_n - 1, co_n, u), 0);
     free(wt), free(x), free(b), free(dyt), free(u), free(scratch), free(y), free(y0);
-    free(av), free(au), free(dwt), free(dwt0);
+    free(av), free(au), free(dwt), free(dwt0), free(dwt1), free(dyt2), free(xbad);
 }
 
 static void test_conv_amx_wino(void **state)

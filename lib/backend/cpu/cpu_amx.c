@@ -37,7 +37,9 @@
  * blocks for the weight gradient (the same algorithm turned round, F(3 x 3,
  * 2 x 2): dW = G^T [sum over tiles of (A g A^T) (.) V] G, A^T = [1 1 1 0;
  * 0 1 -1 -1]; M_xi [c_in, c_out] = V_xi [c_in, tiles] (A g A^T)_xi [tiles,
- * c_out] per image, G^T M G added to the caller's partial sum). 16 tile
+ * c_out] summed over the caller's images, G^T M G of the sum added to its
+ * partial sum). The forward skips the right half of a last block of at
+ * most 16 tiles (padding). 16 tile
  * products per 2 x 2 block instead of 36. The transforms round sums that
  * the direct sum keeps apart, so the results are the direct sums to float
  * rounding of Winograd's usual bound (the algorithm on absolute values), a
@@ -722,6 +724,9 @@ static AMX_TARGET int wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, c
     for (int m0 = 0; m0 < f->c_out; m0 += 32) {
         for (int xi = 0; xi < 16; xi++)
             for (int64_t t0 = 0; t0 < ntp; t0 += 32) {
+                /* a last block of at most 16 tiles: its right half is
+                 * padding, which the output transform never reads */
+                const int half = f->nt - t0 <= 16;
                 _tile_zero(0);
                 _tile_zero(1);
                 _tile_zero(2);
@@ -729,22 +734,24 @@ static AMX_TARGET int wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, c
                 for (int64_t k0 = 0; k0 < c_in; k0 += 32) {
                     const uint32_t *bt = vp + ((int64_t)xi * ci2 + k0 / 2) * ntp + t0;
                     _tile_loadd(6, bt, bstride);
-                    _tile_loadd(7, bt + 16, bstride);
+                    if (!half) _tile_loadd(7, bt + 16, bstride);
                     const uint16_t *at = u + ((int64_t)xi * f->c_out + m0) * c_in + k0;
                     for (int i = 0; i < 3; i++) {
                         _tile_loadd(4, at + i * apart, astride);
                         _tile_loadd(5, at + i * apart + 16 * c_in, astride);
                         _tile_dpbf16ps(0, 4, 6);
-                        _tile_dpbf16ps(1, 4, 7);
+                        if (!half) _tile_dpbf16ps(1, 4, 7);
                         _tile_dpbf16ps(2, 5, 6);
-                        _tile_dpbf16ps(3, 5, 7);
+                        if (!half) _tile_dpbf16ps(3, 5, 7);
                     }
                 }
                 float *c0 = m + (int64_t)xi * 32 * ntp + t0, *c1 = c0 + 16 * ntp;
                 _tile_stored(0, c0, cstride);
-                _tile_stored(1, c0 + 16, cstride);
                 _tile_stored(2, c1, cstride);
-                _tile_stored(3, c1 + 16, cstride);
+                if (!half) {
+                    _tile_stored(1, c0 + 16, cstride);
+                    _tile_stored(3, c1 + 16, cstride);
+                }
             }
         for (int c = 0; c < 32; c++) {
             float *yc = y + (int64_t)(m0 + c) * ohw;
@@ -882,9 +889,10 @@ static AMX_TARGET void wdw_output(const cpu_amx_wino *f, const float *m, float *
 /* One image: V (refused when not bfloat16), then per row p of xi the
  * transformed dy and the products of its four xi: per 32 x 32 block of C
  * (input x output channels) the tiles 32 at a time, V times dy's three
- * parts, into M [xi][c_in][c_out]; then G^T M G into dwt. */
+ * parts, added to M [xi][c_in][c_out] (or into it, for the first image of
+ * a sum); G^T M G goes into dwt once per sum (wdw_output). */
 static AMX_TARGET int wino_dw_image(const cpu_amx_wino *f, const float *x, const float *dyt,
-                                    float *scratch, float *dwt)
+                                    float *scratch, int first)
 {
     const int64_t ntp = f->ntp, c_in = f->c_in, c_out = f->c_out;
     /* dy finite (sums of infinities would not be the direct sum's) */
@@ -913,10 +921,18 @@ static AMX_TARGET int wino_dw_image(const cpu_amx_wino *f, const float *x, const
             const int xi = 4 * p + q;
             for (int64_t ci = 0; ci < c_in; ci += 32)
                 for (int64_t co = 0; co < c_out; co += 32) {
-                    _tile_zero(0);
-                    _tile_zero(1);
-                    _tile_zero(2);
-                    _tile_zero(3);
+                    float *c0 = m + ((int64_t)xi * c_in + ci) * c_out + co, *c1 = c0 + 16 * c_out;
+                    if (first) {
+                        _tile_zero(0);
+                        _tile_zero(1);
+                        _tile_zero(2);
+                        _tile_zero(3);
+                    } else {
+                        _tile_loadd(0, c0, cstride);
+                        _tile_loadd(1, c0 + 16, cstride);
+                        _tile_loadd(2, c1, cstride);
+                        _tile_loadd(3, c1 + 16, cstride);
+                    }
                     const uint16_t *a0 = va + ((int64_t)xi * c_in + ci) * ntp;
                     for (int64_t k = 0; k < ntp; k += 32) {
                         _tile_loadd(4, a0 + k, astride);
@@ -931,7 +947,6 @@ static AMX_TARGET int wino_dw_image(const cpu_amx_wino *f, const float *x, const
                             _tile_dpbf16ps(3, 5, 7);
                         }
                     }
-                    float *c0 = m + ((int64_t)xi * c_in + ci) * c_out + co, *c1 = c0 + 16 * c_out;
                     _tile_stored(0, c0, cstride);
                     _tile_stored(1, c0 + 16, cstride);
                     _tile_stored(2, c1, cstride);
@@ -940,7 +955,6 @@ static AMX_TARGET int wino_dw_image(const cpu_amx_wino *f, const float *x, const
         }
         _tile_release();
     }
-    wdw_output(f, m, dwt);
     return 1;
 }
 
@@ -1044,14 +1058,23 @@ int csnn__cpu_amx_wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, const
 }
 
 int csnn__cpu_amx_wino_dw_image(const cpu_amx_wino *f, const float *xi, const float *dyt,
-                                float *scratch, float *dwt)
+                                float *scratch, int first)
 {
 #ifdef CSNN_HAVE_AMX_KERNELS
     if (!csnn__cpu_amx_usable()) return 0;
-    return wino_dw_image(f, xi, dyt, scratch, dwt);
+    return wino_dw_image(f, xi, dyt, scratch, first);
 #else
-    (void)f, (void)xi, (void)dyt, (void)scratch, (void)dwt;
+    (void)f, (void)xi, (void)dyt, (void)scratch, (void)first;
     return 0;
+#endif
+}
+
+void csnn__cpu_amx_wino_dw_flush(const cpu_amx_wino *f, const float *scratch, float *dwt)
+{
+#ifdef CSNN_HAVE_AMX_KERNELS
+    wdw_output(f, scratch + wdw_v_floats(f) + 3 * wdw_d_floats(f), dwt);
+#else
+    (void)f, (void)scratch, (void)dwt; /* (no image was ever summed) */
 #endif
 }
 

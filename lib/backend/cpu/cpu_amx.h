@@ -106,15 +106,22 @@ int csnn__cpu_amx_wino_fwd_image(const cpu_amx_wino *f, const uint16_t *u, const
  *  (per tile: dW += G^T [(A g A^T) (.) V] G, g the tile's 2 x 2 block of dy,
  *  V = B^T d B as in the forward), its 16 products M_xi [c_in, c_out] =
  *  V_xi [c_in, tiles] (A g A^T)_xi [tiles, c_out] on AMX tiles with dy's
- *  transform cut exactly into three bfloat16 parts:
- *  dwt [(ci * 9 + tap) * c_out + co] += one image's weight gradient, from
- *  its input xi [c_in, h_in, w_in] and dyt = dy^T [h_out * w_out, c_out];
- *  scratch: csnn__cpu_amx_wino_dw_floats floats, 64-byte aligned. Returns
- *  0, dwt untouched, when AMX is not usable, a value of V is not a finite
- *  bfloat16 number or a value of dy is not finite. */
+ *  transform cut exactly into three bfloat16 parts, summed over images in
+ *  M (G^T M G is linear in M: one output transform per sum):
+ *  csnn__cpu_amx_wino_dw_image adds the products of one image, from its
+ *  input xi [c_in, h_in, w_in] and dyt = dy^T [h_out * w_out, c_out], to M
+ *  in the scratch (csnn__cpu_amx_wino_dw_floats floats, 64-byte aligned),
+ *  or sets M to them when `first` is 1 (the first image of a sum). Returns
+ *  0, M untouched, when AMX is not usable, a value of V is not a finite
+ *  bfloat16 number or a value of dy is not finite.
+ *  csnn__cpu_amx_wino_dw_flush: dwt [(ci * 9 + tap) * c_out + co] += the
+ *  weight gradient of the images summed in M (M is then spent: the next
+ *  image starts a sum). Other uses of the scratch between the images of a
+ *  sum overwrite M. */
 size_t csnn__cpu_amx_wino_dw_floats(const cpu_amx_wino *f);
 int csnn__cpu_amx_wino_dw_image(const cpu_amx_wino *f, const float *xi, const float *dyt,
-                                float *scratch, float *dwt);
+                                float *scratch, int first);
+void csnn__cpu_amx_wino_dw_flush(const cpu_amx_wino *f, const float *scratch, float *dwt);
 
 /** A linear layer's weight gradient dw [out, in] = dy^T [out, rows] x
  *  [rows, in] on AMX tiles, for inputs that are bfloat16 numbers (dropped-

@@ -958,7 +958,9 @@ static void float_image_dw(const sp_job *j, const float *xi, const float *dyi, f
 
 /* The backward image by image (steps 1, or on AMX tiles): the weight
  * gradient on AMX tiles when j->amx and the image's inputs are bfloat16
- * numbers, else with the float kernels (float_image_dw); the input gradient
+ * numbers (by Winograd: the products of the lane's consecutive such images
+ * summed before one output transform), else with the float kernels
+ * (float_image_dw); the input gradient
  * on AMX tiles when j->amx_dx (not taken where Winograd's F(2x2, 3x3) is)
  * and dy is finite, else by Winograd, tap by tap or by
  * col2im through sgemm. */
@@ -973,17 +975,26 @@ static void image_bwd_lane(void *arg, int64_t lane, int worker)
     float *dwt = sp_lane_dwt(g, j->ws, lane);
     memset(dwt, 0, sizeof(float) * (size_t)p->ckk * (size_t)g->copad);
     const int64_t i0 = conv_lane_first(p, lane), i1 = conv_lane_first(p, lane + 1);
+    int summing = 0; /* images summed in the Winograd weight gradient's M */
     for (int64_t i = i0; i < i1; i++) {
         const float *xi = j->x + i * p->in_size, *dyi = j->dy + i * p->out_size;
         if (j->amx) {
             dy_transposed(j, dyi, dyt);
-            if (!(j->wino_dw && csnn__cpu_amx_wino_dw_image(&g->wino, xi, dyt, scratch, dwt)) &&
-                !csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
+            if (j->wino_dw && csnn__cpu_amx_wino_dw_image(&g->wino, xi, dyt, scratch, !summing)) {
+                summing = 1;
+                continue;
+            }
+            if (summing) { /* (the other kernels overwrite M) */
+                csnn__cpu_amx_wino_dw_flush(&g->wino, scratch, dwt);
+                summing = 0;
+            }
+            if (!csnn__cpu_amx_dw_image(&g->amx, xi, dyt, scratch, dwt))
                 float_image_dw(j, xi, dyi, dyt, 1, region, dwt);
         } else {
             float_image_dw(j, xi, dyi, dyt, 0, region, dwt);
         }
     }
+    if (summing) csnn__cpu_amx_wino_dw_flush(&g->wino, scratch, dwt);
     /* the input gradients after all the lane's weight gradients: the
      * weights in the input gradient's form (1 MB for the reference conv2)
      * then stay in the cache from one image to the next */
