@@ -234,9 +234,15 @@ static size_t wdw_m_floats(const cpu_amx_wino *f)
     return ALIGN_FLOATS((size_t)16 * (size_t)f->c_in * (size_t)f->c_out);
 }
 
+/* Where M starts in the scratch, past V and dy's three parts. */
+static size_t wdw_m_offset(const cpu_amx_wino *f)
+{
+    return wdw_v_floats(f) + 3 * wdw_d_floats(f);
+}
+
 size_t csnn__cpu_amx_wino_dw_floats(const cpu_amx_wino *f)
 {
-    return wdw_v_floats(f) + 3 * wdw_d_floats(f) + wdw_m_floats(f) +
+    return wdw_m_offset(f) + wdw_m_floats(f) +
            ALIGN_FLOATS((size_t)16 * (size_t)f->ntp) +
            ALIGN_FLOATS(csnn__cpu_wino_plane_floats(&f->g));
 }
@@ -908,7 +914,7 @@ static AMX_TARGET int wino_dw_image(const cpu_amx_wino *f, const float *x, const
     uint16_t *va = (uint16_t *)scratch;
     uint32_t *dp = (uint32_t *)(scratch + wdw_v_floats(f));
     const size_t part = wdw_d_floats(f);
-    float *m = scratch + wdw_v_floats(f) + 3 * part;
+    float *m = scratch + wdw_m_offset(f);
     float *tv = m + wdw_m_floats(f), *plane = tv + ALIGN_FLOATS((size_t)16 * (size_t)ntp);
     if (!wdw_pack_v(f, x, va, tv, plane)) return 0;
     const int64_t astride = ntp * (int64_t)sizeof(uint16_t);
@@ -1072,7 +1078,7 @@ int csnn__cpu_amx_wino_dw_image(const cpu_amx_wino *f, const float *xi, const fl
 void csnn__cpu_amx_wino_dw_flush(const cpu_amx_wino *f, const float *scratch, float *dwt)
 {
 #ifdef CSNN_HAVE_AMX_KERNELS
-    wdw_output(f, scratch + wdw_v_floats(f) + 3 * wdw_d_floats(f), dwt);
+    wdw_output(f, scratch + wdw_m_offset(f), dwt);
 #else
     (void)f, (void)scratch, (void)dwt; /* (no image was ever summed) */
 #endif

@@ -191,8 +191,6 @@ static void sp_make_geom(conv_plan *p, sp_geom *g)
         p->lanes--;
 }
 
-/* Workspace: W^T, then one region per lane, one dW^T per lane, and the AMX
- * kernels' packed weights. */
 int csnn__cpu_conv_sparse_wino(const conv_plan *p)
 {
     if (!sp_possible(p->d)) return 0;
@@ -202,6 +200,8 @@ int csnn__cpu_conv_sparse_wino(const conv_plan *p)
     return g.amx_shape && g.wino_shape;
 }
 
+/* Workspace: W^T, then one region per lane, one dW^T per lane, and the AMX
+ * kernels' packed weights. */
 size_t csnn__cpu_conv_sparse_floats(const conv_plan *p)
 {
     if (!sp_possible(p->d)) return 0;
@@ -806,6 +806,13 @@ static int amx_wanted(const cpu_device *dv, const sp_geom *g)
            csnn__cpu_amx_usable();
 }
 
+/* Whether the AMX kernels go by Winograd where they run (the shape suits,
+ * not under CSNN_DISABLE=winograd nor when a test turns Winograd off). */
+static int wino_wanted(const cpu_device *dv, const sp_geom *g)
+{
+    return g->wino_shape && csnn__cpu_wino_mode != 2 && !(dv && dv->no_winograd);
+}
+
 /* W^T [ckk, copad] from w [c_out, ckk], zero in the padding columns; rows
  * [r0, r1). */
 static void make_wt_range(void *arg, int64_t r0, int64_t r1, int worker)
@@ -876,8 +883,7 @@ static csnn_status sp_forward(const cpu_device *dv, const char *op, const csnn_c
         /* by Winograd where it applies and is not turned off, else (also
          * when U overflows) tap by tap; else no AMX */
         uint16_t *apk = sp_amx_weights(&j.g, workspace);
-        j.wino = j.g.wino_shape && csnn__cpu_wino_mode != 2 && !(dv && dv->no_winograd) &&
-                 amx_wino_pack(dv, &j.g.wino, w, apk);
+        j.wino = wino_wanted(dv, &j.g) && amx_wino_pack(dv, &j.g.wino, w, apk);
         if (j.wino || amx_pack(dv, &j.g.amx_fwd, w, apk)) j.apk = apk;
     }
     csnn__pool_run(dv ? dv->pool : NULL, j.p.lanes, steps > 1 && !j.apk ? tp_fwd_lane : sp_fwd_lane,
@@ -1059,7 +1065,7 @@ static csnn_status sp_backward(const cpu_device *dv, const char *op, const csnn_
         csnn__cpu_conv_prepare_dx(dv, &j.p, w, j.wt);
     }
     j.amx = amx_wanted(dv, &j.g);
-    j.wino_dw = j.amx && j.g.wino_shape && csnn__cpu_wino_mode != 2 && !(dv && dv->no_winograd);
+    j.wino_dw = j.amx && wino_wanted(dv, &j.g);
     if (j.amx && dx && !j.p.wino_dx) {
         uint16_t *apk = sp_amx_weights(&j.g, workspace);
         j.amx_dx = amx_pack(dv, &j.g.amx_dx, w, apk);
